@@ -1,0 +1,678 @@
+"""`LSTMCell` and `LSTM`: Keras 3 layers with the four gates written out.
+
+Both are drop-in replacements for `keras.layers.LSTMCell` and
+`keras.layers.LSTM` (TensorFlow backend): same arguments, same weights in the
+same layout, same numbers. The gate math lives in `keras_lstm.recurrence`.
+"""
+
+import contextlib
+import contextvars
+import numbers
+
+import keras
+import tensorflow as tf
+
+from keras_lstm import recurrence
+
+
+def _dropout_rnn_cell_base():
+    # keras.layers.RNN prepares one dropout mask per sequence, and clears it
+    # afterwards, only for cells that are `DropoutRNNCell`s (rnn.py,
+    # `_maybe_config_dropout_masks`). The class is not public, so take it from
+    # the public `keras.layers.LSTMCell` rather than importing `keras.src`.
+    for klass in keras.layers.LSTMCell.__mro__:
+        if klass.__name__ == "DropoutRNNCell":
+            return klass
+    raise ImportError(
+        "keras_lstm needs `keras.layers.LSTMCell` to derive from Keras's "
+        f"DropoutRNNCell, which Keras {keras.__version__} no longer does. "
+        "Install keras 3.15.x (see pyproject.toml)."
+    )
+
+
+_DropoutRNNCell = _dropout_rnn_cell_base()
+
+
+def _check_units(units):
+    if isinstance(units, bool) or not isinstance(units, numbers.Integral):
+        raise TypeError(
+            "Received an invalid value for argument `units`, expected a "
+            f"positive integer, got {units!r} of type {type(units).__name__}."
+        )
+    if units <= 0:
+        raise ValueError(
+            "Received an invalid value for argument `units`, expected a "
+            f"positive integer, got {units}."
+        )
+    return int(units)
+
+
+def _check_rate(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"Received an invalid value for argument `{name}`, expected a "
+            f"float in [0, 1), got {value!r}."
+        )
+    if not 0.0 <= value < 1.0:
+        raise ValueError(
+            f"Received an invalid value for argument `{name}`, expected a "
+            f"float in [0, 1), got {value}. It is the fraction of units to "
+            "drop: use 0 for no dropout."
+        )
+    return float(value)
+
+
+def _get_activation(name, identifier):
+    try:
+        return keras.activations.get(identifier)
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            f"Received an invalid value for argument `{name}`: "
+            f"{identifier!r} is not a Keras activation. Pass a name such as "
+            "'tanh' or 'sigmoid', or a callable."
+        ) from error
+
+
+@keras.saving.register_keras_serializable(package="keras_lstm")
+class LSTMCell(keras.layers.Layer, _DropoutRNNCell):
+    """Long short-term memory cell (Hochreiter & Schmidhuber, 1997).
+
+    One step of the LSTM, with its four gates written out. For an input
+    `x_t` and the previous state `(h_{t-1}, c_{t-1})`:
+
+        i_t  = σ(x_t W_i + h_{t-1} U_i + b_i)      input gate
+        f_t  = σ(x_t W_f + h_{t-1} U_f + b_f)      forget gate
+        c̃_t  = tanh(x_t W_c + h_{t-1} U_c + b_c)   candidate cell state
+        o_t  = σ(x_t W_o + h_{t-1} U_o + b_o)      output gate
+        c_t  = f_t ⊙ c_{t-1} + i_t ⊙ c̃_t
+        h_t  = o_t ⊙ tanh(c_t)
+
+    σ is `recurrent_activation` and tanh is `activation`. `kernel` holds
+    `[W_i, W_f, W_c, W_o]` side by side (shape `(input_dim, 4 * units)`),
+    `recurrent_kernel` holds `[U_i, U_f, U_c, U_o]` (shape
+    `(units, 4 * units)`) and `bias` holds `[b_i, b_f, b_c, b_o]`: the layout
+    of `keras.layers.LSTMCell`, so weights move between the two with
+    `get_weights` / `set_weights`.
+
+    Args:
+        units: Positive integer, dimensionality of the output space.
+        activation: Activation for the candidate and for `tanh(c_t)`.
+            Default: `"tanh"`. `None` means linear.
+        recurrent_activation: Activation for the three gates.
+            Default: `"sigmoid"`. `None` means linear.
+        use_bias: Boolean, whether the cell uses a bias vector.
+            Default: `True`.
+        kernel_initializer: Initializer for `kernel`.
+            Default: `"glorot_uniform"`.
+        recurrent_initializer: Initializer for `recurrent_kernel`.
+            Default: `"orthogonal"`.
+        bias_initializer: Initializer for `bias`. Default: `"zeros"`.
+        unit_forget_bias: Boolean. If `True`, add 1 to the forget-gate bias
+            at initialization (Jozefowicz et al., 2015). Default: `True`.
+        kernel_regularizer: Regularizer for `kernel`. Default: `None`.
+        recurrent_regularizer: Regularizer for `recurrent_kernel`.
+            Default: `None`.
+        bias_regularizer: Regularizer for `bias`. Default: `None`.
+        kernel_constraint: Constraint for `kernel`. Default: `None`.
+        recurrent_constraint: Constraint for `recurrent_kernel`.
+            Default: `None`.
+        bias_constraint: Constraint for `bias`. Default: `None`.
+        dropout: Float in [0, 1). Fraction of the inputs to drop, with one
+            mask for the whole sequence. Default: `0.0`.
+        recurrent_dropout: Float in [0, 1). Fraction of `h_{t-1}` to drop,
+            with one mask per gate for the whole sequence. Default: `0.0`.
+        seed: Random seed for dropout. Default: `None`.
+
+    Call arguments:
+        inputs: A 2D tensor `(batch, features)`.
+        states: A list `[h_{t-1}, c_{t-1}]`, each `(batch, units)`.
+        training: Python boolean; dropout is applied only when `True`.
+
+    Example:
+
+    >>> cell = keras_lstm.LSTMCell(4)
+    >>> rnn = keras.layers.RNN(cell, return_sequences=True)
+    >>> rnn(np.zeros((2, 10, 8), "float32")).shape
+    (2, 10, 4)
+    """
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        **kwargs,
+    ):
+        units = _check_units(units)
+        dropout = _check_rate("dropout", dropout)
+        recurrent_dropout = _check_rate("recurrent_dropout", recurrent_dropout)
+        super().__init__(**kwargs)
+        self.units = units
+        self.activation = _get_activation("activation", activation)
+        self.recurrent_activation = _get_activation(
+            "recurrent_activation", recurrent_activation
+        )
+        self.use_bias = use_bias
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.recurrent_initializer = keras.initializers.get(
+            recurrent_initializer
+        )
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.unit_forget_bias = unit_forget_bias
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = keras.regularizers.get(
+            recurrent_regularizer
+        )
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.kernel_constraint = keras.constraints.get(kernel_constraint)
+        self.recurrent_constraint = keras.constraints.get(recurrent_constraint)
+        self.bias_constraint = keras.constraints.get(bias_constraint)
+        self.dropout = dropout
+        self.recurrent_dropout = recurrent_dropout
+        # Keras draws one mask per gate once recurrent dropout is on
+        # (its `implementation=1`); the same draws keep results identical.
+        if recurrent_dropout > 0:
+            self.dropout_mask_count = 4
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed=seed)
+        self.state_size = [self.units, self.units]
+        self.output_size = self.units
+
+    def build(self, input_shape):
+        if len(input_shape) != 2:
+            raise ValueError(
+                "LSTMCell expects `inputs` of rank 2, (batch, features), got "
+                f"shape {tuple(input_shape)}. To run it over a sequence, wrap "
+                "it: keras.layers.RNN(keras_lstm.LSTMCell(units))."
+            )
+        input_dim = input_shape[-1]
+        if input_dim is None:
+            raise ValueError(
+                "LSTMCell needs a known feature size (last axis of `inputs`), "
+                f"got shape {tuple(input_shape)}."
+            )
+        self.kernel = self.add_weight(
+            shape=(input_dim, 4 * self.units),
+            name="kernel",
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+        )
+        self.recurrent_kernel = self.add_weight(
+            shape=(self.units, 4 * self.units),
+            name="recurrent_kernel",
+            initializer=self.recurrent_initializer,
+            regularizer=self.recurrent_regularizer,
+            constraint=self.recurrent_constraint,
+        )
+        if self.use_bias:
+            self.bias = self.add_weight(
+                shape=(4 * self.units,),
+                name="bias",
+                initializer=self._bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
+        else:
+            self.bias = None
+
+    def _bias_initializer(self, shape, dtype=None):
+        if not self.unit_forget_bias:
+            return self.bias_initializer(shape, dtype=dtype)
+        units = self.units
+        return keras.ops.concatenate(
+            [
+                self.bias_initializer((units,), dtype=dtype),
+                keras.initializers.get("ones")((units,), dtype=dtype),
+                self.bias_initializer((2 * units,), dtype=dtype),
+            ]
+        )
+
+    def check_feature_size(self, feature_size):
+        """Raises `ValueError` if `feature_size` differs from the built one."""
+        expected = self.kernel.shape[0]
+        if feature_size is not None and feature_size != expected:
+            raise ValueError(
+                f"The feature size of `inputs` changed after build: "
+                f"{self.name} was built for {expected} features, got "
+                f"{feature_size}. Create a new layer for inputs of another "
+                "width."
+            )
+
+    def projected_inputs(self, inputs, training=False):
+        """`x W + b` for a step or a sequence, with the input dropout mask.
+
+        Without recurrent dropout one mask covers all four gates (shape
+        `(batch, features)`), so a whole sequence is projected in one product.
+        """
+        if training and self.dropout > 0:
+            step = inputs if len(inputs.shape) == 2 else inputs[:, 0, :]
+            mask = self.get_dropout_mask(step)
+            if isinstance(mask, (list, tuple)):
+                return self._per_gate_input_projection(inputs, mask)
+            if len(inputs.shape) == 3:
+                mask = mask[:, None, :]
+            inputs = inputs * mask
+        return recurrence.project_inputs(inputs, self.kernel, self.bias)
+
+    def _per_gate_input_projection(self, inputs, masks):
+        kernels = tf.split(self.kernel, 4, axis=1)
+        biases = (
+            tf.split(self.bias, 4, axis=0) if self.use_bias else [None] * 4
+        )
+        return tf.concat(
+            [
+                recurrence.project_inputs(inputs * m, k, b)
+                for m, k, b in zip(masks, kernels, biases)
+            ],
+            axis=-1,
+        )
+
+    def _recurrent_projection(self, h_prev, training):
+        if not (training and self.recurrent_dropout > 0):
+            return None
+        masks = self.get_recurrent_dropout_mask(h_prev)
+        kernels = tf.split(self.recurrent_kernel, 4, axis=1)
+        return tf.concat(
+            [tf.matmul(h_prev * m, u) for m, u in zip(masks, kernels)],
+            axis=-1,
+        )
+
+    def call(self, inputs, states, training=False):
+        if len(inputs.shape) != 2:
+            raise ValueError(
+                "LSTMCell expects `inputs` of rank 2, (batch, features), got "
+                f"shape {tuple(inputs.shape)}."
+            )
+        self.check_feature_size(inputs.shape[-1])
+        h_prev, c_prev = states[0], states[1]
+        gates = recurrence.lstm_step(
+            self.projected_inputs(inputs, training=training),
+            h_prev,
+            c_prev,
+            self.recurrent_kernel,
+            self.activation,
+            self.recurrent_activation,
+            recurrent_projection=self._recurrent_projection(h_prev, training),
+        )
+        return gates.h, [gates.h, gates.c]
+
+    def get_initial_state(self, batch_size=None):
+        return [
+            keras.ops.zeros((batch_size, d), dtype=self.compute_dtype)
+            for d in self.state_size
+        ]
+
+    def get_config(self):
+        config = {
+            "units": self.units,
+            "activation": keras.activations.serialize(self.activation),
+            "recurrent_activation": keras.activations.serialize(
+                self.recurrent_activation
+            ),
+            "use_bias": self.use_bias,
+            "kernel_initializer": keras.initializers.serialize(
+                self.kernel_initializer
+            ),
+            "recurrent_initializer": keras.initializers.serialize(
+                self.recurrent_initializer
+            ),
+            "bias_initializer": keras.initializers.serialize(
+                self.bias_initializer
+            ),
+            "unit_forget_bias": self.unit_forget_bias,
+            "kernel_regularizer": keras.regularizers.serialize(
+                self.kernel_regularizer
+            ),
+            "recurrent_regularizer": keras.regularizers.serialize(
+                self.recurrent_regularizer
+            ),
+            "bias_regularizer": keras.regularizers.serialize(
+                self.bias_regularizer
+            ),
+            "kernel_constraint": keras.constraints.serialize(
+                self.kernel_constraint
+            ),
+            "recurrent_constraint": keras.constraints.serialize(
+                self.recurrent_constraint
+            ),
+            "bias_constraint": keras.constraints.serialize(
+                self.bias_constraint
+            ),
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "seed": self.seed,
+        }
+        return {**super().get_config(), **config}
+
+
+# The sequence kernel that `LSTM.inner_loop` uses while a lowering is active
+# (see `lowering`). `keras_lstm.export` installs the TFLite fused-LSTM
+# function here; nothing in this package sets it.
+_LOWERING = contextvars.ContextVar("keras_lstm_lowering", default=None)
+
+
+@contextlib.contextmanager
+def lowering(sequence_fn):
+    """Routes every `keras_lstm.LSTM` through `sequence_fn` while active.
+
+    `sequence_fn(layer, sequences, initial_state, mask, training)` returns
+    `(last_output, outputs, [h, c])`, as `LSTM.inner_loop` does. It must
+    raise rather than fall back when it cannot handle a configuration.
+    This is the seam through which `keras_lstm.export` emits TFLite's fused
+    LSTM; it is not needed for training or inference.
+    """
+    token = _LOWERING.set(sequence_fn)
+    try:
+        yield
+    finally:
+        _LOWERING.reset(token)
+
+
+class SequencePath:
+    """How `LSTM` runs a sequence; see `LSTM.sequence_path`."""
+
+    PROJECTED = "projected"
+    GENERIC = "generic"
+    LOWERED = "lowered"
+
+
+@keras.saving.register_keras_serializable(package="keras_lstm")
+class LSTM(keras.layers.RNN):
+    """Long short-term memory layer (Hochreiter & Schmidhuber, 1997).
+
+    Runs `keras_lstm.LSTMCell` over a sequence. Each step computes
+
+        i_t  = σ(x_t W_i + h_{t-1} U_i + b_i)      input gate
+        f_t  = σ(x_t W_f + h_{t-1} U_f + b_f)      forget gate
+        c̃_t  = tanh(x_t W_c + h_{t-1} U_c + b_c)   candidate cell state
+        o_t  = σ(x_t W_o + h_{t-1} U_o + b_o)      output gate
+        c_t  = f_t ⊙ c_{t-1} + i_t ⊙ c̃_t
+        h_t  = o_t ⊙ tanh(c_t)
+
+    It takes the arguments of `keras.layers.LSTM` (but `use_cudnn`), has the
+    same weights and gives the same numbers.
+
+    Two paths compute the same thing; `sequence_path` tells which one runs:
+
+    - `"projected"` (default): `x W + b` for all steps in one matrix product
+      before the loop, so the recurrence carries only `h U`.
+    - `"generic"`: `keras.layers.RNN`'s loop over `LSTMCell`, step by step.
+      It is used with a `mask`, with `unroll=True`, and when training with
+      `recurrent_dropout`, whose per-gate masks act inside the recurrence.
+
+    Args:
+        units: Positive integer, dimensionality of the output space.
+        activation: Activation for the candidate and for `tanh(c_t)`.
+            Default: `"tanh"`.
+        recurrent_activation: Activation for the three gates.
+            Default: `"sigmoid"`.
+        use_bias: Boolean, whether the layer uses a bias vector.
+            Default: `True`.
+        kernel_initializer: Initializer for `kernel`.
+            Default: `"glorot_uniform"`.
+        recurrent_initializer: Initializer for `recurrent_kernel`.
+            Default: `"orthogonal"`.
+        bias_initializer: Initializer for `bias`. Default: `"zeros"`.
+        unit_forget_bias: Boolean. If `True`, add 1 to the forget-gate bias
+            at initialization. Default: `True`.
+        kernel_regularizer: Regularizer for `kernel`. Default: `None`.
+        recurrent_regularizer: Regularizer for `recurrent_kernel`.
+            Default: `None`.
+        bias_regularizer: Regularizer for `bias`. Default: `None`.
+        activity_regularizer: Regularizer for the output. Default: `None`.
+        kernel_constraint: Constraint for `kernel`. Default: `None`.
+        recurrent_constraint: Constraint for `recurrent_kernel`.
+            Default: `None`.
+        bias_constraint: Constraint for `bias`. Default: `None`.
+        dropout: Float in [0, 1), input dropout. Default: `0.0`.
+        recurrent_dropout: Float in [0, 1), dropout on `h_{t-1}`.
+            Default: `0.0`.
+        seed: Random seed for dropout. Default: `None`.
+        return_sequences: Boolean. Return the whole output sequence rather
+            than the last output. Default: `False`.
+        return_state: Boolean. Also return the last `h` and `c`.
+            Default: `False`.
+        go_backwards: Boolean. Process the sequence backwards and return the
+            reversed sequence. Default: `False`.
+        stateful: Boolean. Carry the last state of each sample into the next
+            batch; needs a fixed batch size. Default: `False`.
+        unroll: Boolean. Unroll the loop in the graph. Default: `False`.
+
+    Call arguments:
+        inputs: A 3D tensor `(batch, timesteps, features)`.
+        mask: Optional boolean tensor `(batch, timesteps)`; `False` skips a
+            step.
+        training: Python boolean; dropout is applied only when `True`.
+        initial_state: Optional list `[h_0, c_0]`, each `(batch, units)`.
+
+    Example:
+
+    >>> layer = keras_lstm.LSTM(4, return_sequences=True)
+    >>> layer(np.zeros((2, 10, 8), "float32")).shape
+    (2, 10, 4)
+    """
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        **kwargs,
+    ):
+        if "use_cudnn" in kwargs:
+            raise TypeError(
+                "keras_lstm.LSTM has no argument `use_cudnn`: it always runs "
+                "its own kernels. Remove the argument, or use "
+                "keras.layers.LSTM for cuDNN."
+            )
+        cell = LSTMCell(
+            units,
+            activation=activation,
+            recurrent_activation=recurrent_activation,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            recurrent_initializer=recurrent_initializer,
+            bias_initializer=bias_initializer,
+            unit_forget_bias=unit_forget_bias,
+            kernel_regularizer=kernel_regularizer,
+            recurrent_regularizer=recurrent_regularizer,
+            bias_regularizer=bias_regularizer,
+            kernel_constraint=kernel_constraint,
+            recurrent_constraint=recurrent_constraint,
+            bias_constraint=bias_constraint,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            seed=seed,
+            dtype=kwargs.get("dtype"),
+            trainable=kwargs.get("trainable", True),
+            name="lstm_cell",
+        )
+        super().__init__(
+            cell,
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            unroll=unroll,
+            activity_regularizer=activity_regularizer,
+            **kwargs,
+        )
+
+    def build(self, sequences_shape, initial_state_shape=None):
+        if len(sequences_shape) != 3:
+            raise ValueError(
+                "LSTM expects `inputs` of rank 3, (batch, timesteps, "
+                f"features), got shape {tuple(sequences_shape)}. Add a time "
+                "axis, e.g. x[:, None, :] for a single step."
+            )
+        if self.stateful and sequences_shape[0] is None:
+            raise ValueError(
+                "`stateful=True` needs a fixed batch size, but the input "
+                f"shape is {tuple(sequences_shape)}. Give it one: "
+                "keras.Input(shape=(timesteps, features), batch_size=N)."
+            )
+        super().build(sequences_shape, initial_state_shape)
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        if len(sequences.shape) != 3:
+            raise ValueError(
+                "LSTM expects `inputs` of rank 3, (batch, timesteps, "
+                f"features), got shape {tuple(sequences.shape)}."
+            )
+        self.cell.check_feature_size(sequences.shape[-1])
+        if initial_state is not None:
+            self._check_initial_state(initial_state, sequences.shape[0])
+        return super().call(
+            sequences, mask=mask, training=training, initial_state=initial_state
+        )
+
+    def _check_initial_state(self, initial_state, batch_size):
+        states = (
+            list(initial_state)
+            if isinstance(initial_state, (list, tuple))
+            else [initial_state]
+        )
+        if len(states) != 2:
+            raise ValueError(
+                "`initial_state` must be a list of 2 tensors [h_0, c_0], got "
+                f"{len(states)}. Pass both the hidden and the cell state."
+            )
+        for name, state in zip(("h_0", "c_0"), states):
+            shape = tuple(state.shape)
+            ok = len(shape) == 2 and shape[1] == self.units
+            if ok and None not in (batch_size, shape[0]):
+                ok = shape[0] == batch_size
+            if not ok:
+                raise ValueError(
+                    f"`initial_state` {name} must have shape "
+                    f"(batch, units) = ({batch_size}, {self.units}), got "
+                    f"{shape}."
+                )
+
+    def sequence_path(self, mask=None, training=False):
+        """Which implementation runs for this call: a `SequencePath` value."""
+        if _LOWERING.get() is not None:
+            return SequencePath.LOWERED
+        if mask is not None or self.unroll:
+            return SequencePath.GENERIC
+        if training and self.cell.recurrent_dropout > 0:
+            return SequencePath.GENERIC
+        return SequencePath.PROJECTED
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        if keras.tree.is_nested(mask):
+            mask = mask[0]
+        path = self.sequence_path(mask=mask, training=training)
+        if path == SequencePath.LOWERED:
+            return _LOWERING.get()(
+                self, sequences, initial_state, mask, training
+            )
+        if path == SequencePath.GENERIC:
+            return super().inner_loop(
+                sequences, initial_state, mask=mask, training=training
+            )
+        last_output, outputs, h, c = recurrence.lstm_sequence(
+            self.cell.projected_inputs(sequences, training=training),
+            initial_state[0],
+            initial_state[1],
+            self.cell.recurrent_kernel,
+            self.cell.activation,
+            self.cell.recurrent_activation,
+            go_backwards=self.go_backwards,
+            return_sequences=self.return_sequences,
+        )
+        return last_output, outputs, [h, c]
+
+    @property
+    def units(self):
+        return self.cell.units
+
+    @property
+    def activation(self):
+        return self.cell.activation
+
+    @property
+    def recurrent_activation(self):
+        return self.cell.recurrent_activation
+
+    @property
+    def use_bias(self):
+        return self.cell.use_bias
+
+    @property
+    def dropout(self):
+        return self.cell.dropout
+
+    @property
+    def recurrent_dropout(self):
+        return self.cell.recurrent_dropout
+
+    def get_config(self):
+        cell_config = self.cell.get_config()
+        config = {
+            key: cell_config[key]
+            for key in (
+                "units",
+                "activation",
+                "recurrent_activation",
+                "use_bias",
+                "kernel_initializer",
+                "recurrent_initializer",
+                "bias_initializer",
+                "unit_forget_bias",
+                "kernel_regularizer",
+                "recurrent_regularizer",
+                "bias_regularizer",
+                "kernel_constraint",
+                "recurrent_constraint",
+                "bias_constraint",
+                "dropout",
+                "recurrent_dropout",
+                "seed",
+            )
+        }
+        config["activity_regularizer"] = keras.regularizers.serialize(
+            self.activity_regularizer
+        )
+        base_config = super().get_config()
+        del base_config["cell"]
+        return {**base_config, **config}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

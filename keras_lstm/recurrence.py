@@ -1,0 +1,163 @@
+"""The LSTM recurrence, written once.
+
+Every implementation in this package (the Keras 3 cell, the fast sequence
+path of `keras_lstm.LSTM`, the function that TFLite fuses into
+`UNIDIRECTIONAL_SEQUENCE_LSTM`, and the tf_keras twin used for QAT) computes
+a step through `lstm_step` and a sequence through `lstm_sequence`. There is no
+second copy of the gate math.
+
+Weights follow Keras: `kernel (input_dim, 4 * units)`,
+`recurrent_kernel (units, 4 * units)`, `bias (4 * units,)`, gates in the order
+input, forget, candidate, output.
+"""
+
+import collections
+
+import tensorflow as tf
+
+LSTMGates = collections.namedtuple(
+    "LSTMGates",
+    ["forget_gate", "input_gate", "candidate", "output_gate", "c", "h"],
+)
+LSTMGates.__doc__ = """Gate activations and new state of one LSTM step.
+
+All fields have shape `(batch, units)`.
+"""
+
+
+def project_inputs(inputs, kernel, bias=None):
+    """Input part of the gate pre-activations: `x W + b`.
+
+    Works on one step `(batch, features)` or a whole sequence
+    `(batch, time, features)`: computing it for every step in one matrix
+    product leaves only `h U` inside the recurrence.
+    """
+    if len(inputs.shape) == 2:
+        projected = tf.matmul(inputs, kernel)
+    else:
+        projected = tf.einsum("btf,fg->btg", inputs, kernel)
+    if bias is not None:
+        projected = projected + bias
+    return projected
+
+
+def lstm_step(
+    projected_input,
+    h_prev,
+    c_prev,
+    recurrent_kernel,
+    activation,
+    recurrent_activation,
+    recurrent_projection=None,
+):
+    """One LSTM step from a pre-projected input.
+
+    With `z = x_t W + b + h_{t-1} U` split into four blocks of `units`:
+
+        i_t  = σ(z_i)                    input gate
+        f_t  = σ(z_f)                    forget gate
+        c̃_t  = tanh(z_c)                 candidate cell state
+        o_t  = σ(z_o)                    output gate
+        c_t  = f_t ⊙ c_{t-1} + i_t ⊙ c̃_t
+        h_t  = o_t ⊙ tanh(c_t)
+
+    where σ is `recurrent_activation` and tanh is `activation`.
+
+    Args:
+        projected_input: `(batch, 4 * units)`, the input part `x_t W + b`.
+        h_prev: `(batch, units)`, the previous hidden state `h_{t-1}`.
+        c_prev: `(batch, units)`, the previous cell state `c_{t-1}`.
+        recurrent_kernel: `(units, 4 * units)`, the matrix `U`.
+        activation: callable used for the candidate and for `tanh(c_t)`.
+        recurrent_activation: callable used for the three gates.
+        recurrent_projection: optional `(batch, 4 * units)` replacing
+            `h_{t-1} U`, for callers that mask `h_{t-1}` per gate
+            (recurrent dropout).
+
+    Returns:
+        An `LSTMGates` tuple holding the four gates and the new `c` and `h`.
+    """
+    if recurrent_projection is None:
+        recurrent_projection = tf.matmul(h_prev, recurrent_kernel)
+    z = projected_input + recurrent_projection
+    z_i, z_f, z_c, z_o = tf.split(z, 4, axis=-1)
+    input_gate = recurrent_activation(z_i)
+    forget_gate = recurrent_activation(z_f)
+    candidate = activation(z_c)
+    output_gate = recurrent_activation(z_o)
+    c = forget_gate * c_prev + input_gate * candidate
+    h = output_gate * activation(c)
+    return LSTMGates(forget_gate, input_gate, candidate, output_gate, c, h)
+
+
+def lstm_sequence(
+    projected_inputs,
+    h0,
+    c0,
+    recurrent_kernel,
+    activation,
+    recurrent_activation,
+    go_backwards=False,
+    return_sequences=True,
+):
+    """Runs `lstm_step` over a whole pre-projected sequence.
+
+    The loop carries only `h_{t-1} U`; the input projection was done for all
+    steps at once by `project_inputs`. It is a `tf.while_loop` over a
+    time-major `TensorArray`, which XLA compiles and which TFLite's converter
+    replaces wholesale when the caller is the fused-LSTM function.
+
+    Args:
+        projected_inputs: `(batch, time, 4 * units)`.
+        h0: `(batch, units)` initial hidden state.
+        c0: `(batch, units)` initial cell state.
+        recurrent_kernel: `(units, 4 * units)`.
+        activation: callable, as in `lstm_step`.
+        recurrent_activation: callable, as in `lstm_step`.
+        go_backwards: process the sequence from its last step to its first;
+            the outputs are then in processing (reversed) order, as in Keras.
+        return_sequences: whether to collect the output of every step.
+
+    Returns:
+        `(last_output, outputs, h, c)`. `outputs` is `(batch, time, units)`
+        when `return_sequences`, else `last_output[:, None, :]`.
+    """
+    time_major = tf.transpose(projected_inputs, [1, 0, 2])
+    if go_backwards:
+        time_major = tf.reverse(time_major, [0])
+    steps = tf.shape(time_major)[0]
+    inputs_ta = tf.TensorArray(
+        time_major.dtype, size=steps, element_shape=time_major.shape[1:]
+    ).unstack(time_major)
+    # Without return_sequences nothing but the last h is kept.
+    outputs_ta = (
+        tf.TensorArray(h0.dtype, size=steps, element_shape=h0.shape)
+        if return_sequences
+        else ()
+    )
+
+    def body(t, h, c, outputs_ta):
+        gates = lstm_step(
+            inputs_ta.read(t),
+            h,
+            c,
+            recurrent_kernel,
+            activation,
+            recurrent_activation,
+        )
+        if return_sequences:
+            outputs_ta = outputs_ta.write(t, gates.h)
+        return t + 1, gates.h, gates.c, outputs_ta
+
+    _, h, c, outputs_ta = tf.while_loop(
+        lambda t, *_: t < steps,
+        body,
+        (tf.constant(0), h0, c0, outputs_ta),
+        # Each step depends on the last; parallel iterations only cost memory.
+        parallel_iterations=1,
+    )
+    if return_sequences:
+        outputs = tf.transpose(outputs_ta.stack(), [1, 0, 2])
+    else:
+        outputs = h[:, None, :]
+    return h, outputs, h, c
