@@ -74,9 +74,7 @@ def gate_activations(layer, inputs, initial_state=None):
         c = tf.zeros((batch, cell.units))
     else:
         h, c = (tf.convert_to_tensor(s, tf.float32) for s in initial_state)
-    projected = recurrence.project_inputs(
-        tf.constant(inputs), cell.kernel, cell.bias
-    )
+    projected = recurrence.project_inputs(tf.constant(inputs), cell.kernel)
     steps = []
     for t in range(inputs.shape[1]):
         gates = recurrence.lstm_step(
@@ -86,6 +84,7 @@ def gate_activations(layer, inputs, initial_state=None):
             cell.recurrent_kernel,
             cell.activation,
             cell.recurrent_activation,
+            bias=cell.bias,
         )
         h, c = gates.h, gates.c
         steps.append(gates)

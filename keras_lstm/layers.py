@@ -254,33 +254,25 @@ class LSTMCell(keras.layers.Layer, _DropoutRNNCell):
             )
 
     def projected_inputs(self, inputs, training=False):
-        """`x W + b` for a step or a sequence, with the input dropout mask.
+        """`x W` for a step or a sequence, with the input dropout mask.
 
         Without recurrent dropout one mask covers all four gates (shape
         `(batch, features)`), so a whole sequence is projected in one product.
+
+        Returns:
+            `(projected, bias)`: the bias still to add after `h U` (Keras's
+            order), or `None` when `projected` already holds it (Keras's
+            per-gate order under recurrent dropout).
         """
         if training and self.dropout > 0:
             step = inputs if len(inputs.shape) == 2 else inputs[:, 0, :]
             mask = self.get_dropout_mask(step)
             if isinstance(mask, (list, tuple)):
-                return self._per_gate_input_projection(inputs, mask)
+                return self._per_gate_input_projection(inputs, mask), None
             if len(inputs.shape) == 3:
                 mask = mask[:, None, :]
             inputs = inputs * mask
-        return recurrence.project_inputs(inputs, self.kernel, self.bias)
-
-    def _per_gate_input_projection(self, inputs, masks):
-        kernels = tf.split(self.kernel, 4, axis=1)
-        biases = (
-            tf.split(self.bias, 4, axis=0) if self.use_bias else [None] * 4
-        )
-        return tf.concat(
-            [
-                recurrence.project_inputs(inputs * m, k, b)
-                for m, k, b in zip(masks, kernels, biases)
-            ],
-            axis=-1,
-        )
+        return recurrence.project_inputs(inputs, self.kernel), self.bias
 
     def _recurrent_projection(self, h_prev, training):
         if not (training and self.recurrent_dropout > 0):
@@ -300,13 +292,15 @@ class LSTMCell(keras.layers.Layer, _DropoutRNNCell):
             )
         self.check_feature_size(inputs.shape[-1])
         h_prev, c_prev = states[0], states[1]
+        projected, bias = self.projected_inputs(inputs, training=training)
         gates = recurrence.lstm_step(
-            self.projected_inputs(inputs, training=training),
+            projected,
             h_prev,
             c_prev,
             self.recurrent_kernel,
             self.activation,
             self.recurrent_activation,
+            bias=bias,
             recurrent_projection=self._recurrent_projection(h_prev, training),
         )
         return gates.h, [gates.h, gates.c]
@@ -606,13 +600,17 @@ class LSTM(keras.layers.RNN):
             return super().inner_loop(
                 sequences, initial_state, mask=mask, training=training
             )
+        projected, bias = self.cell.projected_inputs(
+            sequences, training=training
+        )
         last_output, outputs, h, c = recurrence.lstm_sequence(
-            self.cell.projected_inputs(sequences, training=training),
+            projected,
             initial_state[0],
             initial_state[1],
             self.cell.recurrent_kernel,
             self.cell.activation,
             self.cell.recurrent_activation,
+            bias=bias,
             go_backwards=self.go_backwards,
             return_sequences=self.return_sequences,
         )

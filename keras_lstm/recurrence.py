@@ -48,11 +48,12 @@ def lstm_step(
     recurrent_kernel,
     activation,
     recurrent_activation,
+    bias=None,
     recurrent_projection=None,
 ):
     """One LSTM step from a pre-projected input.
 
-    With `z = x_t W + b + h_{t-1} U` split into four blocks of `units`:
+    With `z = x_t W + h_{t-1} U + b` split into four blocks of `units`:
 
         i_t  = σ(z_i)                    input gate
         f_t  = σ(z_f)                    forget gate
@@ -64,12 +65,16 @@ def lstm_step(
     where σ is `recurrent_activation` and tanh is `activation`.
 
     Args:
-        projected_input: `(batch, 4 * units)`, the input part `x_t W + b`.
+        projected_input: `(batch, 4 * units)`, the input part `x_t W`.
         h_prev: `(batch, units)`, the previous hidden state `h_{t-1}`.
         c_prev: `(batch, units)`, the previous cell state `c_{t-1}`.
         recurrent_kernel: `(units, 4 * units)`, the matrix `U`.
         activation: callable used for the candidate and for `tanh(c_t)`.
         recurrent_activation: callable used for the three gates.
+        bias: optional `(4 * units,)`, added last. Keras adds the bias after
+            `x W + h U`; keeping its order keeps results within float32
+            rounding of `keras.layers.LSTM` over long sequences. Pass `None`
+            when `projected_input` already holds it.
         recurrent_projection: optional `(batch, 4 * units)` replacing
             `h_{t-1} U`, for callers that mask `h_{t-1}` per gate
             (recurrent dropout).
@@ -80,6 +85,8 @@ def lstm_step(
     if recurrent_projection is None:
         recurrent_projection = tf.matmul(h_prev, recurrent_kernel)
     z = projected_input + recurrent_projection
+    if bias is not None:
+        z = z + bias
     z_i, z_f, z_c, z_o = tf.split(z, 4, axis=-1)
     input_gate = recurrent_activation(z_i)
     forget_gate = recurrent_activation(z_f)
@@ -97,6 +104,7 @@ def lstm_sequence(
     recurrent_kernel,
     activation,
     recurrent_activation,
+    bias=None,
     go_backwards=False,
     return_sequences=True,
 ):
@@ -108,12 +116,13 @@ def lstm_sequence(
     replaces wholesale when the caller is the fused-LSTM function.
 
     Args:
-        projected_inputs: `(batch, time, 4 * units)`.
+        projected_inputs: `(batch, time, 4 * units)`, `x W` for every step.
         h0: `(batch, units)` initial hidden state.
         c0: `(batch, units)` initial cell state.
         recurrent_kernel: `(units, 4 * units)`.
         activation: callable, as in `lstm_step`.
         recurrent_activation: callable, as in `lstm_step`.
+        bias: optional `(4 * units,)`, as in `lstm_step`.
         go_backwards: process the sequence from its last step to its first;
             the outputs are then in processing (reversed) order, as in Keras.
         return_sequences: whether to collect the output of every step.
@@ -144,6 +153,7 @@ def lstm_sequence(
             recurrent_kernel,
             activation,
             recurrent_activation,
+            bias=bias,
         )
         if return_sequences:
             outputs_ta = outputs_ta.write(t, gates.h)
