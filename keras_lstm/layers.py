@@ -274,13 +274,29 @@ class LSTMCell(keras.layers.Layer, _DropoutRNNCell):
             inputs = inputs * mask
         return recurrence.project_inputs(inputs, self.kernel), self.bias
 
+    def _per_gate_input_projection(self, inputs, masks):
+        # Keras's order under recurrent dropout (its implementation=1):
+        # x_g = (x * mask_g) W_g + b_g for each gate g, bias before h U.
+        kernels = tf.split(self.kernel, 4, axis=1)
+        biases = tf.split(self.bias, 4) if self.use_bias else [None] * 4
+        return tf.concat(
+            [
+                recurrence.project_inputs(inputs * m, k, b)
+                for m, k, b in zip(masks, kernels, biases, strict=True)
+            ],
+            axis=-1,
+        )
+
     def _recurrent_projection(self, h_prev, training):
         if not (training and self.recurrent_dropout > 0):
             return None
         masks = self.get_recurrent_dropout_mask(h_prev)
         kernels = tf.split(self.recurrent_kernel, 4, axis=1)
         return tf.concat(
-            [tf.matmul(h_prev * m, u) for m, u in zip(masks, kernels)],
+            [
+                tf.matmul(h_prev * m, u)
+                for m, u in zip(masks, kernels, strict=True)
+            ],
             axis=-1,
         )
 
@@ -566,7 +582,7 @@ class LSTM(keras.layers.RNN):
                 "`initial_state` must be a list of 2 tensors [h_0, c_0], got "
                 f"{len(states)}. Pass both the hidden and the cell state."
             )
-        for name, state in zip(("h_0", "c_0"), states):
+        for name, state in zip(("h_0", "c_0"), states, strict=True):
             shape = tuple(state.shape)
             ok = len(shape) == 2 and shape[1] == self.units
             if ok and None not in (batch_size, shape[0]):

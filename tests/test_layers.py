@@ -1,0 +1,631 @@
+"""`LSTMCell` and `LSTM` against `keras.layers.LSTM`, the reference.
+
+Tolerances (float32):
+- forward: max abs error <= 1e-6. Both sides do the same float32 products and
+  differ only in the order of the additions `xW + hU + b`, worth a few ulp;
+  after 50 steps that stays under 1e-6 for outputs in [-1, 1].
+- gradients: |ours - ref| <= 1e-5 * max(1, |ref|), element-wise; backprop
+  through 50 steps accumulates more rounding than the forward pass.
+- training: 20 Adam steps give losses equal within 1e-4 relative.
+"""
+
+import inspect
+import itertools
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import keras_lstm
+from keras_lstm.layers import SequencePath
+
+FORWARD_ATOL = 1e-6
+GRADIENT_RTOL = 1e-5
+TRAINING_RTOL = 1e-4
+
+FEATURES = 3
+BATCH = 4
+
+
+def _ours(kind, units, **kwargs):
+    """Our layer, as `keras_lstm.LSTM` or `RNN(keras_lstm.LSTMCell)`."""
+    if kind == "layer":
+        return keras_lstm.LSTM(units, **kwargs)
+    cell_keys = ("dropout", "recurrent_dropout", "seed", "use_bias")
+    cell_kwargs = {k: kwargs.pop(k) for k in cell_keys if k in kwargs}
+    return keras.layers.RNN(keras_lstm.LSTMCell(units, **cell_kwargs), **kwargs)
+
+
+def _fixed_weights(layer, rng):
+    """Seeded weights at the scale of Keras's initializers.
+
+    Matrices get std 1/sqrt(fan_in), like glorot / orthogonal; biases std
+    0.5. Much larger recurrent weights (spectral radius >> 1) make the
+    recurrence chaotic: it then amplifies a 1-ulp difference in summation
+    order (BLAS blocks a 200-row product differently from a 4-row one)
+    exponentially with time, which measures chaos, not parity.
+    """
+    return [
+        (
+            rng.standard_normal(w.shape)
+            * (0.5 if len(w.shape) == 1 else 1.0 / np.sqrt(w.shape[0]))
+        ).astype("float32")
+        for w in layer.get_weights()
+    ]
+
+
+def _pair(kind, units, x, rng, **kwargs):
+    """Builds the reference and ours on `x` with identical fixed weights."""
+    reference = keras.layers.LSTM(units, **kwargs)
+    ours = _ours(kind, units, **kwargs)
+    reference(x)
+    ours(x)
+    weights = _fixed_weights(reference, rng)
+    reference.set_weights(weights)
+    ours.set_weights(weights)
+    return reference, ours
+
+
+def _max_abs(a, b):
+    return float(np.max(np.abs(np.asarray(a) - np.asarray(b)), initial=0.0))
+
+
+def _assert_close_forward(ours, reference, what="output"):
+    for mine, ref in zip(
+        keras.tree.flatten(ours), keras.tree.flatten(reference), strict=True
+    ):
+        err = _max_abs(mine, ref)
+        assert np.shape(mine) == np.shape(ref), what
+        assert err <= FORWARD_ATOL, f"{what}: max abs error {err:.3g}"
+
+
+def _outputs_and_gradients(layer, x, probes, **call_kwargs):
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        outputs = keras.tree.flatten(layer(x, **call_kwargs))
+        loss = sum(
+            tf.reduce_sum(out * probe)
+            for out, probe in zip(outputs, probes, strict=True)
+        )
+    grads = tape.gradient(loss, [x] + [w.value for w in layer.weights])
+    return outputs, grads
+
+
+def _assert_close_gradients(mine, ref):
+    names = ["inputs", "kernel", "recurrent_kernel", "bias"]
+    for name, g, r in zip(names, mine, ref, strict=True):
+        g, r = np.asarray(g), np.asarray(r)
+        bound = GRADIENT_RTOL * np.maximum(1.0, np.abs(r))
+        excess = np.abs(g - r) - bound
+        assert np.all(excess <= 0), (
+            f"gradient wrt {name}: max abs error {_max_abs(g, r):.3g} "
+            f"exceeds 1e-5 * max(1, |ref|)"
+        )
+
+
+GRID = list(
+    itertools.product(
+        ["layer", "cell"],
+        [1, 7, 64],  # units
+        [1, 5, 50],  # timesteps
+        [False, True],  # return_sequences
+        [False, True],  # return_state
+        [False, True],  # go_backwards
+    )
+)
+
+
+@pytest.mark.parametrize(
+    "kind,units,timesteps,return_sequences,return_state,go_backwards", GRID
+)
+def test_parity_grid(
+    kind, units, timesteps, return_sequences, return_state, go_backwards, rng
+):
+    x = rng.standard_normal((BATCH, timesteps, FEATURES)).astype("float32")
+    reference, ours = _pair(
+        kind,
+        units,
+        x,
+        rng,
+        return_sequences=return_sequences,
+        return_state=return_state,
+        go_backwards=go_backwards,
+    )
+    probes = [
+        rng.standard_normal(np.shape(o)).astype("float32")
+        for o in keras.tree.flatten(reference(x))
+    ]
+    ref_out, ref_grads = _outputs_and_gradients(reference, x, probes)
+    our_out, our_grads = _outputs_and_gradients(ours, x, probes)
+    _assert_close_forward(our_out, ref_out)
+    _assert_close_gradients(our_grads, ref_grads)
+
+
+@pytest.mark.parametrize("kind", ["layer", "cell"])
+@pytest.mark.parametrize("via", ["masking_layer", "mask_argument"])
+def test_masking_with_padded_rows(kind, via, rng):
+    timesteps = 6
+    x = rng.standard_normal((BATCH, timesteps, FEATURES)).astype("float32")
+    lengths = np.array([6, 4, 1, 3])
+    mask = np.arange(timesteps)[None, :] < lengths[:, None]
+    x[~mask] = 0.0
+    results = []
+    for layer in _pair(kind, 5, x, rng, return_sequences=True):
+        if via == "masking_layer":
+            inputs = keras.Input((timesteps, FEATURES))
+            model = keras.Model(inputs, layer(keras.layers.Masking()(inputs)))
+            results.append(model(x))
+        else:
+            results.append(layer(x, mask=tf.constant(mask)))
+    _assert_close_forward(results[1], results[0], f"masked ({via})")
+    # Padded steps carry the last valid output: the mask was honoured.
+    np.testing.assert_array_equal(results[1][2, 1], results[1][2, 0])
+
+
+@pytest.mark.parametrize("kind", ["layer", "cell"])
+def test_stateful_across_two_calls_and_reset(kind, rng):
+    x1 = rng.standard_normal((BATCH, 5, FEATURES)).astype("float32")
+    x2 = rng.standard_normal((BATCH, 5, FEATURES)).astype("float32")
+    reference, ours = _pair(kind, 7, x1, rng, stateful=True)
+    for layer in (reference, ours):
+        layer.reset_state()
+    _assert_close_forward(ours(x1), reference(x1), "first call")
+    _assert_close_forward(ours(x2), reference(x2), "second call")
+    ours.reset_state()
+    reference.reset_state()
+    _assert_close_forward(ours(x2), reference(x2), "after reset_state")
+
+
+@pytest.mark.parametrize("kind", ["layer", "cell"])
+def test_initial_state(kind, rng):
+    x = rng.standard_normal((BATCH, 5, FEATURES)).astype("float32")
+    h0 = rng.standard_normal((BATCH, 7)).astype("float32")
+    c0 = rng.standard_normal((BATCH, 7)).astype("float32")
+    reference, ours = _pair(kind, 7, x, rng, return_state=True)
+    _assert_close_forward(
+        ours(x, initial_state=[h0, c0]), reference(x, initial_state=[h0, c0])
+    )
+
+
+@pytest.mark.parametrize("kind", ["layer", "cell"])
+def test_unroll(kind, rng):
+    x = rng.standard_normal((BATCH, 5, FEATURES)).astype("float32")
+    reference, ours = _pair(kind, 7, x, rng, unroll=True, return_sequences=True)
+    _assert_close_forward(ours(x), reference(x))
+
+
+@pytest.mark.parametrize("kind", ["layer", "cell"])
+@pytest.mark.parametrize(
+    "dropout,recurrent_dropout", [(0.3, 0.0), (0.0, 0.4), (0.3, 0.4)]
+)
+def test_dropout_draws_the_same_masks_as_keras(
+    kind, dropout, recurrent_dropout, rng
+):
+    x = rng.standard_normal((BATCH, 5, FEATURES)).astype("float32")
+    kwargs = dict(
+        dropout=dropout,
+        recurrent_dropout=recurrent_dropout,
+        seed=7,
+        return_sequences=True,
+    )
+    reference, ours = _pair(kind, 6, x, rng, **kwargs)
+    for _ in range(2):  # a fresh mask per call, the same on both sides
+        _assert_close_forward(
+            ours(x, training=True), reference(x, training=True), "training"
+        )
+    _assert_close_forward(ours(x), reference(x), "inference")
+    assert _max_abs(ours(x, training=True), ours(x)) > 1e-3, "no dropout"
+
+
+@pytest.mark.parametrize("kind", ["layer", "cell"])
+@pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave", None])
+def test_bidirectional(kind, merge_mode, rng):
+    x = rng.standard_normal((BATCH, 5, FEATURES)).astype("float32")
+    reference = keras.layers.Bidirectional(
+        keras.layers.LSTM(4, return_sequences=True), merge_mode=merge_mode
+    )
+    ours = keras.layers.Bidirectional(
+        _ours(kind, 4, return_sequences=True), merge_mode=merge_mode
+    )
+    reference(x)
+    ours(x)
+    weights = _fixed_weights(reference, rng)
+    reference.set_weights(weights)
+    ours.set_weights(weights)
+    _assert_close_forward(ours(x), reference(x))
+
+
+def test_stacked_rnn_cells(rng):
+    x = rng.standard_normal((BATCH, 5, FEATURES)).astype("float32")
+    reference = keras.layers.RNN(
+        keras.layers.StackedRNNCells(
+            [keras.layers.LSTMCell(4), keras.layers.LSTMCell(6)]
+        ),
+        return_sequences=True,
+    )
+    ours = keras.layers.RNN(
+        keras.layers.StackedRNNCells(
+            [keras_lstm.LSTMCell(4), keras_lstm.LSTMCell(6)]
+        ),
+        return_sequences=True,
+    )
+    reference(x)
+    ours(x)
+    weights = _fixed_weights(reference, rng)
+    reference.set_weights(weights)
+    ours.set_weights(weights)
+    _assert_close_forward(ours(x), reference(x))
+
+
+def _stacked_model(make_lstm, api):
+    if api == "sequential":
+        return keras.Sequential(
+            [
+                keras.Input((5, FEATURES)),
+                make_lstm(8, return_sequences=True),
+                make_lstm(4),
+                keras.layers.Dense(2),
+            ]
+        )
+    inputs = keras.Input((5, FEATURES))
+    hidden = make_lstm(8, return_sequences=True)(inputs)
+    return keras.Model(inputs, keras.layers.Dense(2)(make_lstm(4)(hidden)))
+
+
+@pytest.mark.parametrize("kind", ["layer", "cell"])
+@pytest.mark.parametrize("api", ["sequential", "functional"])
+def test_stacked_layers_in_models(kind, api, rng):
+    x = rng.standard_normal((BATCH, 5, FEATURES)).astype("float32")
+    reference = _stacked_model(keras.layers.LSTM, api)
+    ours = _stacked_model(lambda u, **kw: _ours(kind, u, **kw), api)
+    weights = _fixed_weights(reference, rng)
+    reference.set_weights(weights)
+    ours.set_weights(weights)
+    _assert_close_forward(ours(x), reference(x))
+
+
+@pytest.mark.parametrize("kind", ["layer", "cell"])
+def test_twenty_adam_steps_match(kind, rng):
+    x = rng.standard_normal((16, 8, FEATURES)).astype("float32")
+    y = rng.standard_normal((16, 2)).astype("float32")
+    models = []
+    for make in (keras.layers.LSTM, lambda u: _ours(kind, u)):
+        model = keras.Sequential(
+            [keras.Input((8, FEATURES)), make(5), keras.layers.Dense(2)]
+        )
+        model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+        models.append(model)
+    weights = _fixed_weights(models[0], rng)
+    losses = []
+    for model in models:
+        model.set_weights(weights)
+        history = model.fit(
+            x, y, batch_size=16, epochs=20, shuffle=False, verbose=0
+        )
+        losses.append(np.array(history.history["loss"]))
+    rel = np.abs(losses[1] - losses[0]) / np.abs(losses[0])
+    assert rel.max() <= TRAINING_RTOL, f"max relative loss gap {rel.max():.3g}"
+    assert losses[0][-1] < 0.8 * losses[0][0], "training did not progress"
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    batch=st.integers(1, 5),
+    timesteps=st.integers(1, 12),
+    features=st.integers(1, 6),
+    units=st.integers(1, 9),
+    return_sequences=st.booleans(),
+    go_backwards=st.booleans(),
+)
+def test_property_random_shapes(
+    batch, timesteps, features, units, return_sequences, go_backwards
+):
+    rng = np.random.default_rng(batch * 1000 + timesteps * 10 + features)
+    x = rng.standard_normal((batch, timesteps, features)).astype("float32")
+    kwargs = dict(return_sequences=return_sequences, go_backwards=go_backwards)
+    for kind in ("layer", "cell"):
+        reference, ours = _pair(kind, units, x, rng, **kwargs)
+        _assert_close_forward(ours(x), reference(x), kind)
+
+
+@pytest.mark.parametrize("direction", ["keras_to_ours", "ours_to_keras"])
+def test_weights_interchange(direction, rng):
+    x = rng.standard_normal((BATCH, 5, FEATURES)).astype("float32")
+    reference, ours = keras.layers.LSTM(6), keras_lstm.LSTM(6)
+    reference(x)
+    ours(x)
+    source, target = (
+        (reference, ours) if direction == "keras_to_ours" else (ours, reference)
+    )
+    source.set_weights(_fixed_weights(source, rng))
+    target.set_weights(source.get_weights())
+    assert [w.shape for w in ours.weights] == [
+        (FEATURES, 24),
+        (6, 24),
+        (24,),
+    ]
+    assert [w.name for w in ours.weights] == [w.name for w in reference.weights]
+    _assert_close_forward(target(x), source(x))
+
+
+def test_initial_weights_follow_keras():
+    cell = keras_lstm.LSTMCell(3)
+    cell.build((None, 2))
+    np.testing.assert_array_equal(
+        cell.bias.numpy(), [0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0]
+    )
+    no_forget = keras_lstm.LSTMCell(3, unit_forget_bias=False)
+    no_forget.build((None, 2))
+    np.testing.assert_array_equal(no_forget.bias.numpy(), np.zeros(12))
+    unbiased = keras_lstm.LSTMCell(3, use_bias=False)
+    unbiased.build((None, 2))
+    assert unbiased.bias is None and len(unbiased.weights) == 2
+
+
+def test_cell_state_size_output_size_and_initial_state():
+    ours, reference = keras_lstm.LSTMCell(5), keras.layers.LSTMCell(5)
+    assert ours.state_size == reference.state_size == [5, 5]
+    assert ours.output_size == reference.output_size == 5
+    states = ours.get_initial_state(batch_size=3)
+    assert [tuple(s.shape) for s in states] == [(3, 5), (3, 5)]
+    assert all(not np.any(s) for s in states)
+
+
+def test_cell_single_step_matches_keras(rng):
+    x = rng.standard_normal((BATCH, FEATURES)).astype("float32")
+    states = [
+        rng.standard_normal((BATCH, 5)).astype("float32") for _ in range(2)
+    ]
+    ours, reference = keras_lstm.LSTMCell(5), keras.layers.LSTMCell(5)
+    ours(x, states)
+    reference(x, states)
+    ours.set_weights(reference.get_weights())
+    _assert_close_forward(ours(x, states), reference(x, states))
+
+
+# Which path runs is a routing rule; each rule is asserted here.
+@pytest.mark.parametrize(
+    "kwargs,mask,training,expected",
+    [
+        ({}, None, False, SequencePath.PROJECTED),
+        ({}, None, True, SequencePath.PROJECTED),
+        ({"dropout": 0.2}, None, True, SequencePath.PROJECTED),
+        ({"recurrent_dropout": 0.2}, None, False, SequencePath.PROJECTED),
+        ({"recurrent_dropout": 0.2}, None, True, SequencePath.GENERIC),
+        ({"unroll": True}, None, False, SequencePath.GENERIC),
+        ({}, "mask", False, SequencePath.GENERIC),
+        ({"go_backwards": True}, None, False, SequencePath.PROJECTED),
+        ({"stateful": True}, None, False, SequencePath.PROJECTED),
+    ],
+)
+def test_sequence_path_routing(kwargs, mask, training, expected, monkeypatch):
+    layer = keras_lstm.LSTM(3, **kwargs)
+    x = np.ones((2, 4, FEATURES), "float32")
+    mask = np.ones((2, 4), bool) if mask else None
+    assert layer.sequence_path(mask=mask, training=training) == expected
+    generic_calls = []
+    original = keras.layers.RNN.inner_loop
+
+    def spy(self, *args, **kw):
+        generic_calls.append(self.name)
+        return original(self, *args, **kw)
+
+    monkeypatch.setattr(keras.layers.RNN, "inner_loop", spy)
+    layer(x, mask=mask, training=training)
+    assert bool(generic_calls) == (expected == SequencePath.GENERIC)
+
+
+def test_lowering_context_routes_and_restores():
+    layer = keras_lstm.LSTM(3)
+    x = np.ones((2, 4, FEATURES), "float32")
+    layer(x)
+    seen = []
+
+    def sequence_fn(lstm, sequences, initial_state, mask, training):
+        seen.append(lstm)
+        raise NotImplementedError("sentinel")
+
+    with keras_lstm.layers.lowering(sequence_fn):
+        assert layer.sequence_path() == SequencePath.LOWERED
+        with pytest.raises(NotImplementedError, match="sentinel"):
+            layer(x)
+    assert seen == [layer]
+    assert layer.sequence_path() == SequencePath.PROJECTED
+
+
+def _init_parameters(cls):
+    return [
+        name
+        for name, p in inspect.signature(cls.__init__).parameters.items()
+        if name != "self" and p.kind is not p.VAR_KEYWORD
+    ]
+
+
+@pytest.mark.parametrize("cls", [keras_lstm.LSTMCell, keras_lstm.LSTM])
+def test_get_config_is_complete_and_round_trips(cls):
+    instance = cls(
+        3,
+        activation="relu",
+        recurrent_activation="hard_sigmoid",
+        kernel_regularizer="l2",
+        bias_constraint="non_neg",
+        dropout=0.1,
+        recurrent_dropout=0.2,
+        seed=4,
+        unit_forget_bias=False,
+    )
+    config = instance.get_config()
+    missing = set(_init_parameters(cls)) - set(config)
+    assert not missing, f"get_config misses {sorted(missing)}"
+    clone = cls.from_config(config)
+    assert clone.get_config() == config
+
+
+@pytest.mark.parametrize(
+    "ours,reference",
+    [
+        (keras_lstm.LSTMCell, keras.layers.LSTMCell),
+        (keras_lstm.LSTM, keras.layers.LSTM),
+    ],
+)
+def test_same_arguments_and_defaults_as_keras(ours, reference):
+    def defaults(cls):
+        return {
+            name: p.default
+            for name, p in inspect.signature(cls.__init__).parameters.items()
+            if name not in ("self", "kwargs", "use_cudnn")
+        }
+
+    assert defaults(ours) == defaults(reference)
+
+
+# -- bad input: one test per case ------------------------------------------
+
+
+@pytest.mark.parametrize("cls", [keras_lstm.LSTMCell, keras_lstm.LSTM])
+@pytest.mark.parametrize(
+    "units,error",
+    [
+        (0, ValueError),
+        (-3, ValueError),
+        (2.5, TypeError),
+        ("4", TypeError),
+        (True, TypeError),
+    ],
+)
+def test_bad_units(cls, units, error):
+    with pytest.raises(error, match="argument `units`.*positive integer"):
+        cls(units)
+
+
+def test_layer_rejects_input_rank_other_than_3():
+    with pytest.raises(ValueError, match="rank 3.*Add a time axis"):
+        keras_lstm.LSTM(3)(np.ones((2, FEATURES), "float32"))
+
+
+def test_cell_rejects_input_rank_other_than_2():
+    cell = keras_lstm.LSTMCell(3)
+    with pytest.raises(ValueError, match="rank 2.*keras.layers.RNN"):
+        cell.build((2, 4, FEATURES))
+
+
+@pytest.mark.parametrize("kind", ["layer", "cell"])
+def test_feature_size_changing_after_build(kind):
+    layer = _ours(kind, 3)
+    layer(np.ones((2, 4, FEATURES), "float32"))
+    with pytest.raises(ValueError, match="feature size.*built for 3.*got 5"):
+        layer(np.ones((2, 4, 5), "float32"))
+
+
+@pytest.mark.parametrize("argument", ["activation", "recurrent_activation"])
+def test_unknown_activation(argument):
+    with pytest.raises(ValueError, match=f"argument `{argument}`.*'nope'"):
+        keras_lstm.LSTM(3, **{argument: "nope"})
+
+
+@pytest.mark.parametrize("argument", ["dropout", "recurrent_dropout"])
+@pytest.mark.parametrize("value", [-0.1, 1.0, 1.5])
+def test_dropout_outside_unit_interval(argument, value):
+    with pytest.raises(ValueError, match=f"argument `{argument}`.*\\[0, 1\\)"):
+        keras_lstm.LSTMCell(3, **{argument: value})
+
+
+@pytest.mark.parametrize(
+    "states,match",
+    [
+        (lambda h, c: [h], "list of 2 tensors"),
+        (lambda h, c: [h, c, c], "list of 2 tensors"),
+        (lambda h, c: [h[:, :2], c], "h_0 must have shape"),
+        (lambda h, c: [h, c[:1]], "c_0 must have shape"),
+    ],
+)
+def test_initial_state_of_wrong_count_or_shape(states, match):
+    x = np.ones((2, 4, FEATURES), "float32")
+    h = c = np.zeros((2, 3), "float32")
+    with pytest.raises(ValueError, match=match):
+        keras_lstm.LSTM(3)(x, initial_state=states(h, c))
+
+
+def test_stateful_without_fixed_batch_size():
+    with pytest.raises(ValueError, match="stateful=True.*batch_size=N"):
+        keras.Sequential(
+            [keras.Input((4, FEATURES)), keras_lstm.LSTM(3, stateful=True)]
+        )
+
+
+def test_use_cudnn_is_refused_with_advice():
+    with pytest.raises(TypeError, match="use_cudnn.*Remove the argument"):
+        keras_lstm.LSTM(3, use_cudnn=True)
+
+
+# -- serialization ------------------------------------------------------------
+
+_LOAD_IN_FRESH_PROCESS = """
+import sys
+import numpy as np
+import keras
+import keras_lstm  # registers the layers; no custom_objects below
+
+for path in sys.argv[1:]:
+    model = keras.saving.load_model(path + ".keras", safe_mode=True)
+    x = np.load(path + ".x.npy")
+    expected = np.load(path + ".y.npy")
+    got = np.asarray(model(x))
+    err = float(np.max(np.abs(got - expected)))
+    assert err == 0.0, f"{path}: max abs error {err}"
+    print("ok", path)
+"""
+
+
+def _saved_models():
+    def sequential(layer):
+        return keras.Sequential(
+            [keras.Input((5, FEATURES)), layer, keras.layers.Dense(2)]
+        )
+
+    return {
+        "layer": sequential(
+            keras_lstm.LSTM(4, dropout=0.1, kernel_regularizer="l2")
+        ),
+        "cell_in_rnn": sequential(
+            keras.layers.RNN(keras_lstm.LSTMCell(4), return_sequences=True)
+        ),
+        "bidirectional": sequential(
+            keras.layers.Bidirectional(keras_lstm.LSTM(4), merge_mode="sum")
+        ),
+        "stacked_cells": sequential(
+            keras.layers.RNN(
+                keras.layers.StackedRNNCells(
+                    [keras_lstm.LSTMCell(4), keras_lstm.LSTMCell(3)]
+                )
+            )
+        ),
+    }
+
+
+@pytest.mark.slow
+def test_save_and_load_in_fresh_process_with_safe_mode(tmp_path, rng):
+    import subprocess
+    import sys
+
+    x = rng.standard_normal((BATCH, 5, FEATURES)).astype("float32")
+    stems = []
+    for name, model in _saved_models().items():
+        model.set_weights(_fixed_weights(model, rng))
+        stem = str(tmp_path / name)
+        model.save(stem + ".keras")
+        np.save(stem + ".x.npy", x)
+        np.save(stem + ".y.npy", np.asarray(model(x)))
+        stems.append(stem)
+    result = subprocess.run(
+        [sys.executable, "-c", _LOAD_IN_FRESH_PROCESS, *stems],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("ok ") == len(stems)
