@@ -1,3 +1,38 @@
-"""Turns trained keras_lstm models into deployable files (filled by issue 3)."""
+"""Turns trained keras_lstm models into deployable files.
 
-__all__ = []
+`to_tflite` writes a fused, builtin-only TFLite file (every LSTM one
+`UNIDIRECTIONAL_SEQUENCE_LSTM` op) and checks it against Keras;
+`load_tflite` runs it with float32 in and out. `run_tflite_micro`,
+`tflm_arena_size` and `vela_summary` check it on TFLite Micro and for Arm
+Ethos-U NPUs.
+"""
+
+from keras_lstm.export.quantization import Quantization
+from keras_lstm.export.runtime import (
+    TensorInfo,
+    TFLiteRunner,
+    TFLMArena,
+    TFLMResult,
+    VelaSummary,
+    load_tflite,
+    run_tflite_micro,
+    tflm_arena_size,
+    vela_summary,
+)
+from keras_lstm.export.tflite import ExportError, TFLiteReport, to_tflite
+
+__all__ = [
+    "ExportError",
+    "Quantization",
+    "TFLMArena",
+    "TFLMResult",
+    "TFLiteReport",
+    "TFLiteRunner",
+    "TensorInfo",
+    "VelaSummary",
+    "load_tflite",
+    "run_tflite_micro",
+    "tflm_arena_size",
+    "to_tflite",
+    "vela_summary",
+]

@@ -1,0 +1,479 @@
+"""Lowering LSTM layers to TFLite's fused `UNIDIRECTIONAL_SEQUENCE_LSTM`.
+
+TFLite's converter replaces a function whose `api_implements` attribute
+starts with `lstm_` by its fused LSTM op (`prepare_composite_functions_tf.cc`,
+`ConvertKerasLSTMLayer` in `lstm_utils.cc`), as it did for tf_keras's
+`standard_lstm`. The contract, read from that pass:
+
+- arguments, by position: `(inputs, init_h, init_c, kernel,
+  recurrent_kernel, bias)`, all ranked, `init_h`/`init_c` and the weights
+  with static shapes (so the batch size must be fixed);
+- five results `(last_output, outputs, h, c, runtime)`, of which only the
+  first two may be consumed: the pass replaces `h`, `c` and `runtime` by
+  zeros;
+- attributes `time_major` and `go_backwards` (the pass reverses the input
+  itself, so the outputs stay in processing order, as in Keras);
+- no mask argument, `tanh` and `sigmoid` activations (the op has no
+  others), and `init_h`/`init_c` become the op's variable tensors, which
+  is why they must be zeros.
+
+When a check in that pass fails the converter keeps the body as a WHILE
+loop without a word, so everything here refuses such configurations up
+front, and `to_tflite` asserts the fused ops after conversion.
+
+`fused_sequence` is the `sequence_fn` for `keras_lstm.layers.lowering`;
+`export_model` rebuilds any supported Keras model with `keras_lstm.LSTM`
+layers and a fixed input shape; `ExternalStateStep` lowers one frame with
+the state as explicit tensors, through the shared `lstm_step`.
+"""
+
+import contextlib
+import uuid
+
+import keras
+import tensorflow as tf
+
+import keras_lstm
+from keras_lstm import recurrence
+from keras_lstm.layers import lowering
+
+_TANH = (keras.activations.tanh, tf.tanh, tf.math.tanh, tf.nn.tanh)
+_SIGMOID = (keras.activations.sigmoid, tf.sigmoid, tf.math.sigmoid)
+
+
+def fused_lstm_function(*, go_backwards=False):
+    """A `tf.function` that TFLite converts to `UNIDIRECTIONAL_SEQUENCE_LSTM`.
+
+    Each call returns a new function with its own `lstm_<uuid>` name, so
+    every layer gets its own fused op. In TensorFlow the body runs
+    `keras_lstm.recurrence.lstm_sequence`, the same gate math as the layer,
+    with `tanh` and `sigmoid`, the only activations the fused op has.
+
+    Args:
+        go_backwards: Whether the function processes the sequence from its
+            last step to its first. Outputs are in processing order.
+
+    Returns:
+        A `tf.function` `(inputs, init_h, init_c, kernel, recurrent_kernel,
+        bias) -> (last_output, outputs, h, c, runtime)`, batch-major
+        (`time_major=False`). Only `last_output` and `outputs` may be
+        consumed if it is to fuse.
+    """
+    go_backwards = bool(go_backwards)
+
+    def lstm(inputs, init_h, init_c, kernel, recurrent_kernel, bias):
+        last_output, outputs, h, c = recurrence.lstm_sequence(
+            recurrence.project_inputs(inputs, kernel, bias),
+            init_h,
+            init_c,
+            recurrent_kernel,
+            tf.tanh,
+            tf.sigmoid,
+            go_backwards=go_backwards,
+            return_sequences=True,
+        )
+        # tf_keras's `runtime` result (which kernel ran); the converter
+        # expects five float results.
+        return last_output, outputs, h, c, tf.constant(0.0)
+
+    return tf.function(
+        lstm,
+        autograph=False,
+        experimental_attributes={
+            "api_implements": f"lstm_{uuid.uuid4().hex}",
+            "time_major": False,
+            "go_backwards": go_backwards,
+        },
+    )
+
+
+def _refuse(layer, problem, fix):
+    raise ValueError(
+        f"LSTM layer {layer.name!r} cannot be exported to TFLite's fused "
+        f"LSTM op: {problem}. {fix}"
+    )
+
+
+def check_lstm_layer(layer, *, streaming=False):
+    """Raises if `layer` has a configuration the fused op cannot express.
+
+    Args:
+        layer: A `keras_lstm.LSTM` or `keras.layers.LSTM` (or a
+            `keras.layers.RNN` around an LSTM cell).
+        streaming: Whether the export is a single-frame streaming model,
+            which cannot run backwards.
+
+    Raises:
+        ValueError: explaining what to change.
+    """
+    cell = layer.cell
+    if cell.activation not in _TANH:
+        _refuse(
+            layer,
+            f"activation={_activation_name(cell.activation)!r}; the fused "
+            "op computes tanh",
+            "Train with activation='tanh'.",
+        )
+    if cell.recurrent_activation not in _SIGMOID:
+        _refuse(
+            layer,
+            "recurrent_activation="
+            f"{_activation_name(cell.recurrent_activation)!r}; the fused op "
+            "computes sigmoid gates",
+            "Train with recurrent_activation='sigmoid'.",
+        )
+    if layer.stateful:
+        _refuse(
+            layer,
+            "stateful=True",
+            "Export the model with stateful=False and to_tflite(..., "
+            "streaming=True): the file then keeps the state between calls "
+            "in the op's variable tensors.",
+        )
+    if layer.return_state:
+        _refuse(
+            layer,
+            "return_state=True; the converter fuses only when the outputs "
+            "alone are used (TF#62775) and the op does not expose its cell "
+            "state",
+            "Build the exported model with return_state=False.",
+        )
+    if layer.compute_dtype != "float32":
+        _refuse(
+            layer,
+            f"it computes in {layer.compute_dtype}",
+            "Export from a float32 model (keras.config."
+            "set_dtype_policy('float32') before building it) and use "
+            "quantization='float16' for a half-size file.",
+        )
+    if streaming and layer.go_backwards:
+        _refuse(
+            layer,
+            "go_backwards=True in a streaming export; a backward pass "
+            "needs the whole sequence before its first output",
+            "Export with streaming=False (whole sequences).",
+        )
+
+
+def _activation_name(activation):
+    return getattr(activation, "__name__", repr(activation))
+
+
+def _check_initial_state(layer, initial_state):
+    for state in initial_state:
+        value = tf.get_static_value(state)
+        if value is None or value.any():
+            _refuse(
+                layer,
+                "it is called with an initial_state; the fused op starts "
+                "from its own zero state (its variable tensors)",
+                "Export a model that does not pass initial_state.",
+            )
+
+
+def _check_call(layer, sequences, initial_state, mask, training):
+    if mask is not None:
+        _refuse(
+            layer,
+            "it receives a mask; the fused op has no mask input (TF#49936)",
+            "Remove Masking / mask_zero=True from the exported model and "
+            "pad sequences to the file's length.",
+        )
+    if training:
+        _refuse(
+            layer,
+            "it is called with training=True",
+            "Export calls the model with training=False.",
+        )
+    if sequences.shape[0] is None:
+        _refuse(
+            layer,
+            "the batch size is not fixed (TF#53101)",
+            "Pass batch_size= to the export.",
+        )
+    if sequences.dtype != tf.float32:
+        _refuse(layer, f"its input is {sequences.dtype.name}", "Use float32.")
+    _check_initial_state(layer, initial_state)
+
+
+def _weights(cell):
+    bias = cell.bias if cell.use_bias else tf.zeros((4 * cell.units,))
+    return [
+        tf.convert_to_tensor(w) for w in (cell.kernel, cell.recurrent_kernel)
+    ] + [tf.convert_to_tensor(bias)]
+
+
+def fused_sequence(layer, sequences, initial_state, mask, training):
+    """`sequence_fn` for `keras_lstm.layers.lowering`: the fused LSTM call.
+
+    Calls a fresh `fused_lstm_function` with the layer's live weights and
+    zero initial states of static shape.
+
+    Returns:
+        `(last_output, outputs, [h, c])`, as `LSTM.inner_loop`.
+
+    Raises:
+        ValueError: for a mask, an initial state, training, a dynamic batch
+            size or a layer configuration the op cannot express.
+    """
+    check_lstm_layer(layer)
+    _check_call(layer, sequences, initial_state, mask, training)
+    # Two zero tensors: the converter turns each into one of the op's
+    # variable tensors, and a tensor shared between states or layers would
+    # make them share memory.
+    shape = (sequences.shape[0], layer.units)
+    init_h = tf.zeros(shape, tf.float32, name="init_h")
+    init_c = tf.zeros(shape, tf.float32, name="init_c")
+    fn = fused_lstm_function(go_backwards=layer.go_backwards)
+    last_output, outputs, h, c, _ = fn(
+        sequences, init_h, init_c, *_weights(layer.cell)
+    )
+    return last_output, outputs, [h, c]
+
+
+@contextlib.contextmanager
+def fused_lowering():
+    """Context manager: every `keras_lstm.LSTM` calls the fused function.
+
+    Shorthand for `keras_lstm.layers.lowering(fused_sequence)`.
+    """
+    with lowering(fused_sequence):
+        yield
+
+
+class ExternalStateStep:
+    """`sequence_fn` for one frame with the LSTM state as explicit tensors.
+
+    For runtimes without variable tensors: every LSTM layer computes one
+    step, `keras_lstm.recurrence.lstm_step`, which TFLite writes with
+    builtin ops (FULLY_CONNECTED, LOGISTIC, TANH, MUL, ADD), from the
+    states given here, and records its new state in `new_states`. Layers
+    are numbered in call order.
+
+    Args:
+        states: `[(h, c), ...]`, one pair per LSTM layer in call order, or
+            `None` to use zeros (a first pass that only discovers layers).
+    """
+
+    def __init__(self, states=None):
+        self.states = states
+        self.layers = []
+        self.new_states = []
+
+    def __call__(self, layer, sequences, initial_state, mask, training):
+        check_lstm_layer(layer, streaming=True)
+        _check_call(layer, sequences, initial_state, mask, training)
+        if sequences.shape[1] != 1:
+            _refuse(
+                layer,
+                f"it receives {sequences.shape[1]} steps in an "
+                "external-state step model",
+                "Feed one frame, (batch, 1, features), per call.",
+            )
+        index = len(self.layers)
+        self.layers.append(layer)
+        if self.states is None:
+            h = c = tf.zeros((sequences.shape[0], layer.units), tf.float32)
+        else:
+            h, c = self.states[index]
+        kernel, recurrent_kernel, bias = _weights(layer.cell)
+        gates = recurrence.lstm_step(
+            recurrence.project_inputs(sequences[:, 0, :], kernel, bias),
+            h,
+            c,
+            recurrent_kernel,
+            tf.tanh,
+            tf.sigmoid,
+        )
+        self.new_states.append((gates.h, gates.c))
+        return gates.h, gates.h[:, None, :], [gates.h, gates.c]
+
+
+# ---------------------------------------------------------------------------
+# Rebuilding a model with keras_lstm.LSTM layers and a fixed input shape.
+
+
+def _is_lstm_cell(cell):
+    return isinstance(cell, (keras_lstm.LSTMCell, keras.layers.LSTMCell))
+
+
+def is_lstm_layer(layer):
+    """Whether `layer` is an LSTM that `export_model` lowers.
+
+    `keras_lstm.LSTM`, `keras.layers.LSTM` and `keras.layers.RNN` around a
+    `keras_lstm.LSTMCell` or `keras.layers.LSTMCell`.
+    """
+    return isinstance(layer, keras.layers.RNN) and _is_lstm_cell(layer.cell)
+
+
+def _sublayers(layer):
+    if isinstance(layer, keras.layers.Bidirectional):
+        return [layer.forward_layer, layer.backward_layer]
+    if isinstance(layer, keras.Model):
+        return list(layer.layers)
+    if isinstance(layer, keras.layers.Wrapper):
+        return [layer.layer]
+    return []
+
+
+def iter_layers(model):
+    """All layers of `model`, depth first, through nested models/wrappers."""
+    for layer in _sublayers(model):
+        yield layer
+        yield from iter_layers(layer)
+
+
+def check_model(model, *, streaming=False):
+    """Raises if `model` holds a layer the fused export cannot express.
+
+    Args:
+        model: A Keras model.
+        streaming: Whether the export is a single-frame streaming model.
+
+    Returns:
+        The list of LSTM layers found (a `Bidirectional` counts two).
+
+    Raises:
+        ValueError: explaining what to change.
+    """
+    found = []
+    for layer in iter_layers(model):
+        if is_lstm_layer(layer):
+            check_lstm_layer(layer, streaming=streaming)
+            found.append(layer)
+        elif isinstance(layer, keras.layers.RNN):
+            raise ValueError(
+                f"Layer {layer.name!r} is a {type(layer).__name__} around a "
+                f"{type(layer.cell).__name__}; only LSTM layers (keras_lstm."
+                "LSTM, keras.layers.LSTM, keras.layers.RNN(LSTMCell)) lower "
+                "to builtin TFLite ops. Replace it by an LSTM."
+            )
+        elif isinstance(layer, keras.layers.Masking) or getattr(
+            layer, "mask_zero", False
+        ):
+            raise ValueError(
+                f"Layer {layer.name!r} produces a mask; TFLite's fused LSTM "
+                "has no mask input (TF#49936). Remove it (or set "
+                "mask_zero=False) and pad sequences to the file's length."
+            )
+        elif streaming and isinstance(layer, keras.layers.Bidirectional):
+            raise ValueError(
+                f"Layer {layer.name!r} is Bidirectional; a streaming export "
+                "runs one frame at a time and cannot see the future. Export "
+                "with streaming=False."
+            )
+    return found
+
+
+def _lstm_from(layer):
+    """A `keras_lstm.LSTM` equivalent to the LSTM layer `layer`."""
+    if isinstance(layer, keras_lstm.LSTM):
+        config = layer.get_config()
+    elif isinstance(layer, keras.layers.LSTM):
+        # Same arguments and weight layout (see keras_lstm.LSTM's docs).
+        config = layer.get_config()
+        config.pop("use_cudnn", None)
+    else:  # keras.layers.RNN(LSTMCell)
+        config = dict(layer.cell.get_config())
+        for key in ("return_sequences", "return_state", "go_backwards"):
+            config[key] = getattr(layer, key)
+        config["stateful"] = layer.stateful
+        config["unroll"] = layer.unroll
+        config["name"] = layer.name
+    config.pop("implementation", None)
+    return keras_lstm.LSTM.from_config(config)
+
+
+def export_model(model, *, batch_size, timesteps):
+    """Rebuilds `model` with `keras_lstm.LSTM` layers and a fixed input.
+
+    The copy has the input shape `(batch_size, timesteps, features)` and
+    the same weights. Every LSTM (`keras.layers.LSTM`,
+    `keras.layers.RNN(LSTMCell)`, also inside `Bidirectional` and nested
+    models) becomes a `keras_lstm.LSTM`, whose `inner_loop` is the
+    lowering seam. Other layers are cloned from their config. The original
+    model is not modified.
+
+    Args:
+        model: A built Keras model with one input `(batch, time, features)`.
+        batch_size: The file's fixed batch size.
+        timesteps: The file's fixed sequence length (1 for streaming).
+
+    Returns:
+        A `keras.Model`.
+
+    Raises:
+        ValueError: if the model is subclassed or a layer cannot be cloned.
+    """
+    require_graph_model(model)
+    features = model.inputs[0].shape[-1]
+    pairs = []
+
+    def clone(layer):
+        if isinstance(layer, keras.layers.Bidirectional):
+            new = keras.layers.Bidirectional(
+                _lstm_or_clone(layer.forward_layer),
+                backward_layer=_lstm_or_clone(layer.backward_layer),
+                merge_mode=layer.merge_mode,
+                name=layer.name,
+            )
+            # Bidirectional rebuilds its layers from their configs.
+            pairs.append((layer.forward_layer, new.forward_layer))
+            pairs.append((layer.backward_layer, new.backward_layer))
+            return new
+        new = _lstm_or_clone(layer)
+        pairs.append((layer, new))
+        return new
+
+    inputs = keras.Input(
+        batch_shape=(batch_size, timesteps, features),
+        dtype=model.inputs[0].dtype,
+    )
+    try:
+        copy = keras.models.clone_model(
+            model, input_tensors=inputs, clone_function=clone, recursive=True
+        )
+    except (ValueError, TypeError, NotImplementedError) as error:
+        raise ValueError(
+            f"Could not rebuild model {model.name!r} with input shape "
+            f"{(batch_size, timesteps, features)} for export: {error}"
+        ) from error
+    for old, new in pairs:
+        new.set_weights(old.get_weights())
+    return copy
+
+
+def _lstm_or_clone(layer):
+    if is_lstm_layer(layer):
+        return _lstm_from(layer)
+    try:
+        return layer.__class__.from_config(layer.get_config())
+    except Exception as error:  # Layers raise anything from from_config.
+        raise ValueError(
+            f"Could not clone layer {layer.name!r} "
+            f"({type(layer).__name__}) from its config for export: {error}. "
+            "Give it a complete get_config()."
+        ) from error
+
+
+def require_graph_model(model):
+    """Raises unless `model` is a Sequential or Functional model."""
+    if not is_graph_model(model):
+        raise ValueError(
+            f"Model {model.name!r} is a subclassed {type(model).__name__}; "
+            "export rebuilds models layer by layer and needs the Functional "
+            "or Sequential API. Wrap it: inputs = keras.Input(shape); "
+            "keras.Model(inputs, model(inputs)), with its LSTMs being "
+            "keras_lstm.LSTM layers."
+        )
+
+
+def is_graph_model(model):
+    """Whether `model` is a Sequential or Functional model (not subclassed).
+
+    `Functional` is not public in Keras 3; a functional model is a
+    `keras.Model` whose class derives from it.
+    """
+    return isinstance(model, keras.Sequential) or any(
+        klass.__name__ == "Functional" for klass in type(model).__mro__
+    )
