@@ -1,0 +1,116 @@
+"""Training under `tf.distribute.MirroredStrategy` equals one device.
+
+Logical devices must be configured before TensorFlow initialises them, so
+each run happens in a fresh process with 2 logical CPUs.
+
+Tolerance: 1e-5 absolute on every weight after 10 SGD steps. The two
+replicas' gradients are summed in a different order than one device sums
+the whole batch, which moves results by float32 rounding only.
+"""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ATOL = 1e-5
+
+_TRAIN = """
+import sys
+import numpy as np
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+)
+import keras
+import keras_lstm
+
+out = sys.argv[1]
+rng = np.random.default_rng(0)
+x = rng.standard_normal((32, 12, 3)).astype("float32")
+y = rng.standard_normal((32, 2)).astype("float32")
+initial = {
+    kind: [
+        (0.3 * rng.standard_normal(shape)).astype("float32")
+        for shape in [(3, 24), (6, 24), (24,), (6, 2), (2,)]
+    ]
+    for kind in ("layer", "cell")
+}
+
+
+def build(kind):
+    recurrent = (
+        keras_lstm.LSTM(6)
+        if kind == "layer"
+        else keras.layers.RNN(keras_lstm.LSTMCell(6))
+    )
+    model = keras.Sequential(
+        [keras.Input((12, 3)), recurrent, keras.layers.Dense(2)]
+    )
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    model.set_weights(initial[kind])
+    return model
+
+
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+assert strategy.num_replicas_in_sync == 2
+results = {}
+for kind in ("layer", "cell"):
+    results[f"{kind}/initial"] = initial[kind]
+    for mirrored in (False, True):
+        if mirrored:
+            with strategy.scope():
+                model = build(kind)
+        else:
+            model = build(kind)
+        model.fit(x, y, batch_size=16, epochs=5, shuffle=False, verbose=0)
+        results[f"{kind}/{'mirrored' if mirrored else 'single'}"] = (
+            model.get_weights()
+        )
+np.savez(
+    out,
+    **{
+        f"{key}/{i}": w
+        for key, weights in results.items()
+        for i, w in enumerate(weights)
+    },
+)
+"""
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Weights before and after 10 SGD steps, per kind and placement."""
+    path = tmp_path_factory.mktemp("distribute") / "weights.npz"
+    result = subprocess.run(
+        [sys.executable, "-c", _TRAIN, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    with np.load(path) as data:
+        return {key: data[key] for key in data.files}
+
+
+def _weights(trained, kind, run):
+    return [trained[f"{kind}/{run}/{i}"] for i in range(5)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["layer", "cell"])
+def test_mirrored_strategy_gives_the_weights_of_one_device(kind, trained):
+    single = _weights(trained, kind, "single")
+    mirrored = _weights(trained, kind, "mirrored")
+    for a, b in zip(single, mirrored, strict=True):
+        err = float(np.max(np.abs(a - b)))
+        assert err <= ATOL, f"max abs weight difference {err:.3g}"
+    # Training moved the weights, so the equality above is not vacuous.
+    moved = max(
+        float(np.max(np.abs(a - b)))
+        for a, b in zip(single, _weights(trained, kind, "initial"), strict=True)
+    )
+    assert moved > 1e-2, f"weights moved by only {moved:.3g}"
