@@ -1,0 +1,660 @@
+"""Quantization-aware training (QAT) of keras_lstm models for int8 TFLite.
+
+The flow is Keras 3 model -> tfmot QAT model (tf_keras) -> fine-tune ->
+Keras 3 model with the fine-tuned weights -> calibrated int8 TFLite file:
+
+    qat_model = quantize_model(float_model)     # tf_keras, fake-quantized
+    qat_model.compile(...); qat_model.fit(...)  # fine-tune
+    qat_to_tflite(qat_model, "model.tflite", representative_data=x)
+
+`quantize_model` rebuilds the model in tf_keras (tfmot 0.8.1 speaks only
+tf_keras), with every LSTM as `tf_keras.layers.RNN(TwinLSTMCell)`: a twin
+that computes its step through `keras_lstm.recurrence`. The twin carries
+`LSTMQuantizeConfig` (see `keras_lstm.export.qat_layers`), which models
+TFLite's integer LSTM: int8 symmetric weights with one scale per gate,
+int8 `h`, int16 power-of-two `c`. Other layers get tfmot's default 8-bit
+registry.
+
+Which ranges the int8 file uses, and why
+----------------------------------------
+The file is calibrated, not built from the QAT ranges: `to_keras3` copies
+the fine-tuned float weights back into the Keras 3 model, and `to_tflite`
+lowers that to the fused op and calibrates it with `representative_data`.
+The QAT model contributes weights that tolerate int8 (that is where the
+accuracy comes from); the converter picks the same weight scales that
+QAT simulated (`max |w| / 127` per gate block), and calibration measures
+activation ranges on the data as QAT's moving averages did.
+
+We checked whether the converter could keep the QAT (FakeQuant) ranges
+instead, with TF 2.21 (`test_qat.py::test_converter_cannot_use_qat_ranges`
+keeps the evidence):
+
+- The fused op is made from a function carrying `api_implements="lstm_..."`,
+  whose body the converter throws away. A QAT graph feeds that function
+  fake-quantized weights (FakeQuant outputs, not constants). Even tf_keras's
+  own fusable `LSTM` then converts to a WHILE loop with QUANTIZE and
+  DEQUANTIZE around it, not to `UNIDIRECTIONAL_SEQUENCE_LSTM`.
+- Without weight fake-quant the op fuses, but the QAT conversion (no
+  representative data) leaves it float between QUANTIZE/DEQUANTIZE: its
+  int16 cell state and 5 intermediates have no FakeQuant to take a range
+  from. Adding representative data fails ("We cannot duplicate the value
+  since it's not constant", on the op's state).
+
+So the fused integer LSTM needs calibration, and calibration needs the float
+Keras 3 model: the second route of the issue.
+
+Import hygiene: tfmot sets `TF_USE_LEGACY_KERAS=1` when imported. This
+module imports it (through `qat_layers`) only inside `quantize_model`,
+`to_keras3` and friends, and `qat_layers` restores the variable and pins
+`tf.keras` to Keras 3 first. Importing `keras_lstm.export` imports neither.
+"""
+
+import contextlib
+import importlib
+import inspect
+import sys
+
+import keras
+
+from keras_lstm.export import lowering
+
+# Keyword arguments every tf_keras layer takes besides its own.
+_TF_KERAS_LAYER_KWARGS = frozenset(
+    {
+        "name",
+        "dtype",
+        "trainable",
+        "dynamic",
+        "input_dim",
+        "input_shape",
+        "batch_input_shape",
+        "batch_size",
+        "weights",
+        "activity_regularizer",
+        "autocast",
+        "implementation",
+    }
+)
+_SOURCE_ATTRIBUTE = "_keras_lstm_source_json"
+
+
+def _qat_layers():
+    # Imports tfmot and tf_keras, and keeps Keras 3 in charge (see there).
+    return importlib.import_module("keras_lstm.export.qat_layers")
+
+
+class _Unsupported(Exception):
+    """A layer (or one of its arguments) with no QAT twin; collected."""
+
+
+def is_qat_model(model) -> bool:
+    """Whether `model` is a tfmot QAT model (a tf_keras model with wrappers).
+
+    Cheap for anything else: it imports nothing unless tf_keras is already
+    loaded, so `to_tflite` can ask it about every model.
+
+    Args:
+        model: Any object.
+
+    Returns:
+        `True` for a tf_keras model holding tfmot `QuantizeWrapper` layers,
+        such as the one `quantize_model` returns.
+    """
+    if isinstance(model, keras.Model) or "tf_keras" not in sys.modules:
+        return False
+    tf_keras = sys.modules["tf_keras"]
+    if not isinstance(model, tf_keras.Model):
+        return False
+    wrapper = _qat_layers().tfmot.quantization.keras.QuantizeWrapper
+    return any(isinstance(layer, wrapper) for layer in model.layers)
+
+
+@contextlib.contextmanager
+def quantize_scope():
+    """tfmot's `quantize_scope` with keras_lstm's QAT classes.
+
+    Use it to load a saved QAT model:
+
+    >>> with keras_lstm.export.qat.quantize_scope():
+    ...     qat_model = tf_keras.models.load_model("qat.keras")
+    """
+    qat_layers = _qat_layers()
+    quantization = qat_layers.tfmot.quantization.keras
+    with quantization.quantize_scope(qat_layers.CUSTOM_OBJECTS):
+        yield
+
+
+# ---------------------------------------------------------------------------
+# Keras 3 configs -> tf_keras configs.
+
+
+def _fit_kwargs(klass, config, extra=frozenset(), *, what):
+    """Keeps the keys `klass` accepts; drops only unset Keras 3 extras."""
+    accepted = set(extra)
+    # Follow **kwargs up the class hierarchy (BatchNormalization passes its
+    # renorm arguments on to its base class).
+    for base in klass.__mro__:
+        if "__init__" not in vars(base):
+            continue
+        parameters = inspect.signature(base.__init__).parameters
+        accepted.update(parameters)
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+            break
+    fitted = {}
+    for key, value in config.items():
+        if key in accepted:
+            fitted[key] = value
+        elif value not in (None, False):
+            raise _Unsupported(
+                f"{what} argument `{key}`={value!r} has no tf_keras equivalent"
+            )
+    return fitted
+
+
+def _translate(value, tf_keras):
+    """A Keras 3 config value in a form tf_keras deserializes."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(_translate(v, tf_keras) for v in value)
+    if not isinstance(value, dict):
+        return value
+    class_name = value.get("class_name")
+    if class_name in ("DTypePolicy", "FloatDTypePolicy"):
+        return value["config"]["name"]
+    if "module" in value and isinstance(value.get("config"), dict):
+        modules = {
+            "keras.initializers": tf_keras.initializers,
+            "keras.regularizers": tf_keras.regularizers,
+            "keras.constraints": tf_keras.constraints,
+        }
+        module = modules.get(value["module"])
+        klass = getattr(module, class_name, None) if module else None
+        if klass is None:
+            raise _Unsupported(
+                f"{class_name} (from {value['module']}) has no tf_keras "
+                "equivalent"
+            )
+        config = _fit_kwargs(
+            klass, _translate(value["config"], tf_keras), what=class_name
+        )
+        return {"class_name": class_name, "config": config}
+    return {k: _translate(v, tf_keras) for k, v in value.items()}
+
+
+def _object(kind, obj, tf_keras):
+    """A Keras 3 initializer/regularizer/constraint as its tf_keras twin."""
+    if obj is None:
+        return None
+    serialized = getattr(keras, kind).serialize(obj)
+    return getattr(tf_keras, kind).deserialize(_translate(serialized, tf_keras))
+
+
+def _twin_rnn(layer, qat_layers):
+    """`tf_keras.layers.RNN(TwinLSTMCell)` equivalent to a Keras 3 LSTM."""
+    tf_keras = qat_layers.tf_keras
+    cell = layer.cell
+    if layer.unroll:
+        raise _Unsupported("unroll=True (the fused op is a loop)")
+    cell_kwargs = {
+        "units": cell.units,
+        "activation": keras.activations.serialize(cell.activation),
+        "recurrent_activation": keras.activations.serialize(
+            cell.recurrent_activation
+        ),
+        "use_bias": cell.use_bias,
+        "dropout": cell.dropout,
+        "recurrent_dropout": cell.recurrent_dropout,
+        "seed": cell.seed,
+    }
+    for kind, attributes in (
+        ("regularizers", ("kernel", "recurrent", "bias")),
+        ("constraints", ("kernel", "recurrent", "bias")),
+    ):
+        for attribute in attributes:
+            name = f"{attribute}_{kind[:-1]}"
+            cell_kwargs[name] = _object(kind, getattr(cell, name), tf_keras)
+    twin = qat_layers.TwinLSTMCell(**cell_kwargs, name=cell.name)
+    return tf_keras.layers.RNN(
+        twin,
+        return_sequences=layer.return_sequences,
+        go_backwards=layer.go_backwards,
+        activity_regularizer=_object(
+            "regularizers", layer.activity_regularizer, tf_keras
+        ),
+        name=layer.name,
+    )
+
+
+def _tf_keras_layer(layer, qat_layers):
+    """The tf_keras layer for Keras 3 `layer`, and its QuantizeConfig.
+
+    Returns:
+        `(tf_keras_layer, quantize_config)`; `quantize_config` is `None`
+        for layers left to tfmot's default registry.
+
+    Raises:
+        _Unsupported: with the reason.
+    """
+    tf_keras = qat_layers.tf_keras
+    if lowering.is_lstm_layer(layer):
+        return _twin_rnn(layer, qat_layers), qat_layers.LSTMQuantizeConfig()
+    if isinstance(layer, keras.layers.Bidirectional):
+        directions = (layer.forward_layer, layer.backward_layer)
+        if not all(lowering.is_lstm_layer(d) for d in directions):
+            raise _Unsupported("Bidirectional around a non-LSTM layer")
+        forward, backward = (_twin_rnn(d, qat_layers) for d in directions)
+        return (
+            tf_keras.layers.Bidirectional(
+                forward,
+                backward_layer=backward,
+                merge_mode=layer.merge_mode,
+                name=layer.name,
+            ),
+            qat_layers.LSTMQuantizeConfig(),
+        )
+    class_name = type(layer).__name__
+    klass = getattr(tf_keras.layers, class_name, None)
+    if not type(layer).__module__.startswith("keras.") or klass is None:
+        raise _Unsupported(
+            "not a built-in Keras layer with a tf_keras counterpart"
+        )
+    config = _fit_kwargs(
+        klass,
+        _translate(layer.get_config(), tf_keras),
+        _TF_KERAS_LAYER_KWARGS,
+        what=class_name,
+    )
+    return klass.from_config(config), None
+
+
+# ---------------------------------------------------------------------------
+# Rebuilding the graph in tf_keras.
+
+
+def _graph(model):
+    """`(input_layer_names, nodes, output_refs)` of a Keras 3 graph model.
+
+    `nodes` lists `(layer_name, args, kwargs)` in call order, with
+    `("__keras_tensor__", (name, node, index))` standing for tensors.
+    """
+    if isinstance(model, keras.Sequential):
+        input_name = model.inputs[0].name
+        nodes, previous = [], (input_name, 0, 0)
+        for layer in model.layers:
+            nodes.append((layer.name, [_ref(previous)], {}))
+            previous = (layer.name, 0, 0)
+        return [input_name], nodes, [previous]
+    config = model.get_config()
+    nodes = []
+    for entry in config["layers"]:
+        for node in entry["inbound_nodes"]:
+            nodes.append((entry["name"], node["args"], node["kwargs"]))
+    return (
+        [ref[0] for ref in _refs(config["input_layers"])],
+        nodes,
+        _refs(config["output_layers"]),
+    )
+
+
+def _ref(history):
+    return {
+        "class_name": "__keras_tensor__",
+        "config": {"keras_history": list(history)},
+    }
+
+
+def _refs(layers):
+    # A single [name, node, index] or a list of them.
+    if layers and isinstance(layers[0], str):
+        return [tuple(layers)]
+    return [tuple(ref) for ref in layers]
+
+
+def _resolve(value, tensors):
+    if isinstance(value, dict):
+        if value.get("class_name") == "__keras_tensor__":
+            name, node, index = value["config"]["keras_history"]
+            return tensors[(name, node)][index]
+        return {k: _resolve(v, tensors) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_resolve(v, tensors) for v in value)
+    return value
+
+
+def _call_kwargs(kwargs):
+    # `training` follows the outer call in tf_keras; a recorded
+    # `training=False` would switch dropout off during fine-tuning.
+    kwargs = {k: v for k, v in kwargs.items() if k != "training"}
+    if kwargs.get("mask", None) is not None:
+        raise _Unsupported("called with a mask (the fused op has none)")
+    kwargs.pop("mask", None)
+    return kwargs
+
+
+def _check_model(model):
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            "Received an invalid value for argument `model`: expected a "
+            f"trained Keras 3 keras.Model, got {type(model).__name__}."
+        )
+    lowering.require_graph_model(model)
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError) as error:
+        raise ValueError(
+            f"Model {model.name!r} is not built. Build it with an input "
+            "shape (keras.Input) before quantize_model."
+        ) from error
+    if len(inputs) != 1 or len(model.outputs) != 1:
+        raise ValueError(
+            f"Model {model.name!r} has {len(inputs)} inputs and "
+            f"{len(model.outputs)} outputs; quantize_model takes models with "
+            "one input (batch, time, features) and one output, as "
+            "to_tflite exports."
+        )
+    # What the fused int8 export would refuse, refused before fine-tuning.
+    lowering.check_model(model)
+
+
+def quantize_model(model):
+    """A tfmot QAT model of a trained Keras 3 LSTM model.
+
+    Rebuilds `model` in tf_keras with the same layers, names and weights
+    (every LSTM as `tf_keras.layers.RNN(TwinLSTMCell)`), annotates the LSTMs
+    with `LSTMQuantizeConfig` and the other layers with tfmot's default
+    8-bit registry, and applies tfmot. The result is ready for
+    `compile` and `fit`; `to_keras3` gives the fine-tuned Keras 3 model back.
+
+    Supported: Sequential and Functional models of `keras_lstm.LSTM`,
+    `keras.layers.LSTM`, `keras.layers.RNN(LSTMCell)` (either cell),
+    `Bidirectional` of these, and the built-in layers tfmot quantizes
+    (`Dense`, `Dropout`, `Flatten`, `Reshape`, `Add`, `Concatenate`, ...;
+    not `Conv1D`, `BatchNormalization` or `LayerNormalization` in 0.8).
+
+    Args:
+        model: A trained, built Keras 3 Sequential or Functional model with
+            one input `(batch, time, features)` and one output.
+
+    Returns:
+        A tf_keras `Model` (tfmot QAT model). Compile it (with a small
+        learning rate) and fine-tune it.
+
+    Raises:
+        TypeError: if `model` is not a Keras 3 model.
+        ValueError: if the model is subclassed, unbuilt, cannot be exported
+            to the fused int8 op, or holds layers that tfmot cannot quantize
+            (one error naming all of them, with what to do).
+    """
+    _check_model(model)
+    qat_layers = _qat_layers()
+    annotated = _annotated_twin(model, qat_layers)
+    quantization = qat_layers.tfmot.quantization.keras
+    with quantization.quantize_scope(qat_layers.CUSTOM_OBJECTS):
+        qat_model = quantization.quantize_apply(annotated)
+    setattr(qat_model, _SOURCE_ATTRIBUTE, model.to_json())
+    return qat_model
+
+
+def _annotated_twin(model, qat_layers):
+    """The float tf_keras twin of `model`, annotated for `quantize_apply`.
+
+    `QuantizeAnnotate` only marks layers, so this model computes what
+    `model` computes (it is what the parity tests compare).
+    """
+    tf_keras = qat_layers.tf_keras
+    quantization = qat_layers.tfmot.quantization.keras
+    registry = quantization.default_8bit.Default8BitQuantizeRegistry()
+
+    input_names, nodes, output_refs = _graph(model)
+    converted, problems = {}, []
+    for name in dict.fromkeys(name for name, _, _ in nodes):
+        layer = model.get_layer(name)
+        try:
+            new, config = _tf_keras_layer(layer, qat_layers)
+            if config is None and not registry.supports(new):
+                raise _Unsupported(
+                    "tfmot's default 8-bit registry has no QuantizeConfig "
+                    "for it"
+                )
+        except _Unsupported as reason:
+            problems.append(f"{name!r} ({type(layer).__name__}): {reason}")
+            continue
+        converted[name] = (layer, new, config)
+    for name, _, kwargs in nodes:
+        try:
+            _call_kwargs(kwargs)
+        except _Unsupported as reason:
+            problems.append(f"{name!r}: {reason}")
+    if problems:
+        raise ValueError(
+            "quantize_model cannot build a QAT model of "
+            f"{model.name!r}; these layers cannot be quantized:\n  - "
+            + "\n  - ".join(problems)
+            + "\nReplace them by layers tfmot 0.8 quantizes (Dense, "
+            "Dropout, Flatten, Reshape, Add, Concatenate, ReLU, Softmax, "
+            "GlobalAveragePooling1D, ...) or by keras_lstm.LSTM / "
+            "keras.layers.LSTM, or move them out of the model (preprocess "
+            "the inputs, post-process the outputs)."
+        )
+
+    tensors = {}
+    for name, source in zip(input_names, model.inputs, strict=True):
+        tensors[(name, 0)] = [
+            tf_keras.Input(
+                batch_shape=tuple(source.shape), dtype=source.dtype, name=name
+            )
+        ]
+    annotated = {}
+    node_counts = {}
+    for name, args, kwargs in nodes:
+        _, new, config = converted[name]
+        if name not in annotated:
+            annotated[name] = quantization.quantize_annotate_layer(new, config)
+        outputs = annotated[name](
+            *_resolve(args, tensors),
+            **_resolve(_call_kwargs(kwargs), tensors),
+        )
+        index = node_counts.get(name, 0)
+        node_counts[name] = index + 1
+        tensors[(name, index)] = _flatten(outputs)
+    float_twin = tf_keras.Model(
+        [tensors[(name, 0)][0] for name in input_names],
+        [tensors[(n, i)][t] for n, i, t in output_refs],
+        name=model.name,
+    )
+    for layer, new, _ in converted.values():
+        _copy_weights(layer, new)
+    return float_twin
+
+
+def _flatten(outputs):
+    if isinstance(outputs, (list, tuple)):
+        return [t for item in outputs for t in _flatten(item)]
+    return [outputs]
+
+
+def _pairs(source, target):
+    """Weight-holding layer pairs: Bidirectional is two pairs."""
+    if hasattr(source, "forward_layer") and hasattr(target, "forward_layer"):
+        return [
+            (source.forward_layer, target.forward_layer),
+            (source.backward_layer, target.backward_layer),
+        ]
+    return [(source, target)]
+
+
+def _copy_weights(source, target):
+    """Copies weights between twin layers (Keras 3 <-> tf_keras), exactly."""
+    for a, b in _pairs(source, target):
+        weights = a.get_weights()
+        expected = [tuple(w.shape) for w in b.get_weights()]
+        if [tuple(w.shape) for w in weights] != expected:
+            raise ValueError(
+                f"Layer {a.name!r} has weights of shapes "
+                f"{[tuple(w.shape) for w in weights]}, its twin {b.name!r} "
+                f"{expected}; they cannot be copied."
+            )
+        b.set_weights(weights)
+
+
+# ---------------------------------------------------------------------------
+# Back to Keras 3.
+
+
+def _copy_latent_weights(wrapper, source, target):
+    """Copies the float weights of tf_keras `source` into Keras 3 `target`.
+
+    Once a `QuantizeWrapper` has run, the attributes it quantizes (`kernel`,
+    `recurrent_kernel`) hold fake-quantized tensors and the variables are
+    tracked by the wrapper instead of the layer, so `source.get_weights()`
+    no longer lists them. Variables are therefore found by name among the
+    wrapper's: the ones under `source`'s name scope, keyed by their last
+    name component (`kernel`, `recurrent_kernel`, `bias`, ...), which is
+    the Keras 3 variable's name.
+    """
+    found = {}
+    for variable in wrapper.weights:
+        *scopes, last = variable.name.split(":")[0].split("/")
+        if source.name in scopes:
+            if last in found:
+                raise ValueError(
+                    f"Layer {source.name!r} has two variables named {last!r}; "
+                    "its weights cannot be matched to the Keras 3 model."
+                )
+            found[last] = variable
+    values = []
+    for weight in target.weights:
+        variable = found.get(weight.name)
+        if variable is None or tuple(variable.shape) != tuple(weight.shape):
+            raise ValueError(
+                f"Weight {weight.path!r} {tuple(weight.shape)} of the Keras 3 "
+                f"model has no counterpart in {source.name!r} (found "
+                f"{ {k: tuple(v.shape) for k, v in found.items()} })."
+            )
+        values.append(variable.numpy())
+    target.set_weights(values)
+
+
+def _check_qat_model(qat_model):
+    if not is_qat_model(qat_model):
+        raise TypeError(
+            "Received an invalid value for argument `qat_model`: expected "
+            "the tfmot QAT model that keras_lstm.export.quantize_model "
+            f"returned, got {type(qat_model).__name__}."
+        )
+
+
+def to_keras3(qat_model, *, like=None):
+    """The Keras 3 model with the QAT model's fine-tuned float weights.
+
+    Args:
+        qat_model: A model returned by `quantize_model` (and fine-tuned).
+        like: The Keras 3 model to take the architecture from (it is cloned,
+            not modified). Default: `None`, the model `quantize_model` was
+            given, as recorded on `qat_model`; pass it for a QAT model
+            loaded from disk, which carries no record.
+
+    Returns:
+        A new, built `keras.Model` with the same architecture as the model
+        given to `quantize_model` and the latent (float) weights of
+        `qat_model`. TFLite's converter then quantizes the weights to the
+        same int8 grid that QAT simulated.
+
+    Raises:
+        TypeError: if `qat_model` is not a QAT model.
+        ValueError: if the architecture is unknown (`like` missing for a
+            loaded model) or a layer's weights cannot be matched.
+    """
+    _check_qat_model(qat_model)
+    if like is not None:
+        if not isinstance(like, keras.Model):
+            raise TypeError(
+                "Received an invalid value for argument `like`: expected a "
+                f"Keras 3 keras.Model, got {type(like).__name__}."
+            )
+        model = keras.models.clone_model(like)
+    else:
+        source = getattr(qat_model, _SOURCE_ATTRIBUTE, None)
+        if source is None:
+            raise ValueError(
+                f"QAT model {qat_model.name!r} carries no record of its Keras "
+                "3 architecture (it was loaded from disk, or not made by "
+                "keras_lstm.export.quantize_model). Pass the float model: "
+                "to_keras3(qat_model, like=float_model)."
+            )
+        model = keras.models.model_from_json(source)
+    quantization = _qat_layers().tfmot.quantization.keras
+    outer = {}
+    for layer in qat_model.layers:
+        inner = layer
+        if isinstance(layer, quantization.QuantizeWrapper):
+            inner = layer.layer
+        outer[inner.name] = (layer, inner)
+    for layer in model.layers:
+        if not layer.weights or isinstance(layer, keras.layers.InputLayer):
+            continue
+        if layer.name not in outer:
+            raise ValueError(
+                f"Layer {layer.name!r} of the Keras 3 model has no "
+                f"counterpart in QAT model {qat_model.name!r}; the "
+                "architectures differ."
+            )
+        wrapper, inner = outer[layer.name]
+        for target, source in _pairs(layer, inner):
+            _copy_latent_weights(wrapper, source, target)
+    return model
+
+
+def qat_to_tflite(
+    qat_model,
+    path,
+    *,
+    representative_data,
+    quantization="int8",
+    like=None,
+    **options,
+):
+    """Writes the fused, full-integer TFLite file of a fine-tuned QAT model.
+
+    `to_keras3(qat_model)` followed by `keras_lstm.export.to_tflite`, which
+    lowers every LSTM to `UNIDIRECTIONAL_SEQUENCE_LSTM` and calibrates the
+    activation ranges on `representative_data` (see the module docstring
+    for why the QAT ranges themselves cannot be used).
+
+    Args:
+        qat_model: A model returned by `quantize_model`, fine-tuned.
+        path: Where to write the `.tflite` file.
+        representative_data: Float array `(num_sequences, timesteps,
+            features)` for calibration.
+        quantization: An integer mode, `"int8"` (what QAT simulates) or
+            `"int16x8"`. Default: `"int8"`.
+        like: As in `to_keras3`. Default: `None`.
+        **options: Further keyword arguments of `to_tflite` (`batch_size`,
+            `timesteps`, `streaming`, `tolerance`).
+
+    Returns:
+        The `TFLiteReport` of `to_tflite`.
+
+    Raises:
+        TypeError, ValueError: for bad arguments (before any work), and as
+            `to_tflite` does.
+    """
+    from keras_lstm.export.quantization import Quantization
+    from keras_lstm.export.tflite import to_tflite
+
+    mode = Quantization.parse(quantization)
+    if not mode.is_integer:
+        raise ValueError(
+            "Received an invalid value for argument `quantization`: "
+            f"{mode.value!r}. A QAT model is trained for integer inference; "
+            "use 'int8' (or 'int16x8'), or export to_keras3(qat_model) with "
+            "keras_lstm.export.to_tflite for a float file."
+        )
+    _check_qat_model(qat_model)
+    model = to_keras3(qat_model, like=like)
+    return to_tflite(
+        model,
+        path,
+        quantization=mode,
+        representative_data=representative_data,
+        **options,
+    )

@@ -1,0 +1,535 @@
+"""The tf_keras side of QAT: the LSTM twin, its quantizers and QuantizeConfig.
+
+tensorflow-model-optimization (tfmot) 0.8.1 only speaks tf_keras (Keras 2), so
+quantization-aware training runs on a tf_keras twin of `keras_lstm.LSTMCell`.
+The twin computes its step with `keras_lstm.recurrence.project_inputs` and
+`keras_lstm.recurrence.lstm_step`: the gate math is not copied here.
+
+Importing this module imports tfmot and tf_keras. `keras_lstm.export.qat`
+imports it lazily, only when QAT is asked for; nothing else should import it.
+Before tfmot runs, `tf.keras` is resolved to Keras 3 and afterwards
+`TF_USE_LEGACY_KERAS` (which tfmot sets to "1" at import time) is restored,
+so Keras 3 stays in charge of the process.
+
+What `LSTMQuantizeConfig` models of TFLite's integer LSTM (8x8_16, see
+`operator_property.cc` and `quantization_utils.cc` in TensorFlow Lite):
+
+- `kernel` and `recurrent_kernel`: int8, symmetric, narrow range
+  ([-127, 127]), one scale `max |block| / 127` per gate block: TFLite stores
+  `W_i, W_f, W_c, W_o` (and `U_*`) as eight int8 per-tensor tensors.
+- layer input: int8. It is the previous layer's quantized output (or the
+  model input's `QuantizeLayer`), as tfmot does for every layer.
+- hidden state `h`: int8, asymmetric, one EMA range for the output sequence
+  and for `h_{t-1}` fed back at the next step: TFLite gives the hidden-state
+  input and the output one scale. It is fake-quantized at every step, so the
+  layer's output is already int8 and no separate output quantizer is added.
+- cell state `c`: int16, symmetric, power-of-two scale `2^p / 32768` with
+  `p = max(0, ceil(log2(max |c|)))` (TFLite's `GetPowerOfTwoScale`), from a
+  running maximum of `|c|`, like the converter's min/max calibration.
+
+Not modeled: the gate pre-activations and gate outputs, which TFLite keeps in
+int16 fixed point (Q3.12 in, Q0.15 out; errors near 1e-4, far below the
+int8 step of `h`), and the int32 biases. `h_t` is computed from `c_t` before
+its int16 rounding (one int16 step, < 1e-4, apart).
+"""
+
+import math
+import os
+
+import tensorflow as tf
+
+# Resolve tf.keras's lazy loader now, to Keras 3: tfmot sets
+# TF_USE_LEGACY_KERAS=1 and would make a later first use pick tf_keras.
+tf.keras.__name__  # noqa: B018
+_LEGACY_KERAS = os.environ.get("TF_USE_LEGACY_KERAS")
+
+import tensorflow_model_optimization as tfmot  # noqa: E402
+import tf_keras  # noqa: E402
+
+if _LEGACY_KERAS is None:
+    os.environ.pop("TF_USE_LEGACY_KERAS", None)
+else:
+    os.environ["TF_USE_LEGACY_KERAS"] = _LEGACY_KERAS
+
+from keras_lstm import recurrence  # noqa: E402
+
+_PACKAGE = "keras_lstm_qat"
+_quantizers = tfmot.quantization.keras.quantizers
+
+
+def _tf_keras_base(name):
+    # tf_keras's LSTMCell derives from its dropout mixin and random-layer base;
+    # take them from the public class rather than importing tf_keras.src.
+    for klass in tf_keras.layers.LSTMCell.__mro__:
+        if klass.__name__ == name:
+            return klass
+    raise ImportError(
+        f"keras_lstm QAT needs tf_keras.layers.LSTMCell to derive from {name}, "
+        f"which tf_keras {tf_keras.__version__} no longer does. Install "
+        "tf-keras 2.21.x (see pyproject.toml, extra `qat`)."
+    )
+
+
+_DropoutRNNCellMixin = _tf_keras_base("DropoutRNNCellMixin")
+_BaseRandomLayer = _tf_keras_base("BaseRandomLayer")
+
+
+@tf_keras.saving.register_keras_serializable(package=_PACKAGE)
+class TwinLSTMCell(_DropoutRNNCellMixin, _BaseRandomLayer):
+    """tf_keras twin of `keras_lstm.LSTMCell`, for tfmot.
+
+    Same weights (`kernel`, `recurrent_kernel`, `bias`, in Keras's layout) and
+    the same step, through `keras_lstm.recurrence`. Two extra hooks,
+    `cell_state_quantize` and `hidden_state_quantize`, are identities
+    (`tf_keras.activations.linear`) until a `QuantizeWrapper` with
+    `LSTMQuantizeConfig` swaps in fake-quantizers. `call` reads `kernel`,
+    `recurrent_kernel`, the activations and the hooks at every step, since
+    tfmot replaces them with `setattr`.
+
+    Args:
+        units: Positive integer, dimensionality of the output space.
+        activation: Activation for the candidate and for `tanh(c_t)`.
+            Default: `"tanh"`.
+        recurrent_activation: Activation for the three gates.
+            Default: `"sigmoid"`.
+        use_bias: Boolean, whether the cell has a bias. Default: `True`.
+        kernel_regularizer: Regularizer for `kernel`. Default: `None`.
+        recurrent_regularizer: Regularizer for `recurrent_kernel`.
+            Default: `None`.
+        bias_regularizer: Regularizer for `bias`. Default: `None`.
+        kernel_constraint: Constraint for `kernel`. Default: `None`.
+        recurrent_constraint: Constraint for `recurrent_kernel`.
+            Default: `None`.
+        bias_constraint: Constraint for `bias`. Default: `None`.
+        dropout: Float in [0, 1), input dropout with one mask per sequence
+            (per gate once `recurrent_dropout` is on). Default: `0.0`.
+        recurrent_dropout: Float in [0, 1), dropout on `h_{t-1}`, one mask
+            per gate and sequence. Default: `0.0`.
+        seed: Random seed for dropout. Default: `None`.
+
+    Weights are created with zeros: the twin always receives the weights of
+    a trained Keras 3 model (`keras_lstm.export.quantize_model`).
+
+    Call arguments:
+        inputs: `(batch, features)`.
+        states: `[h_{t-1}, c_{t-1}]`, each `(batch, units)`.
+        training: Python boolean or boolean tensor.
+    """
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        **kwargs,
+    ):
+        if isinstance(units, bool) or not isinstance(units, int) or units < 1:
+            raise ValueError(
+                "Received an invalid value for argument `units`, expected a "
+                f"positive integer, got {units!r}."
+            )
+        for name, rate in (
+            ("dropout", dropout),
+            ("recurrent_dropout", recurrent_dropout),
+        ):
+            if not 0.0 <= rate < 1.0:
+                raise ValueError(
+                    f"Received an invalid value for argument `{name}`, "
+                    f"expected a float in [0, 1), got {rate}."
+                )
+        super().__init__(seed=seed, **kwargs)
+        self.units = units
+        self.activation = tf_keras.activations.get(activation)
+        self.recurrent_activation = tf_keras.activations.get(
+            recurrent_activation
+        )
+        self.use_bias = use_bias
+        self.kernel_regularizer = tf_keras.regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = tf_keras.regularizers.get(
+            recurrent_regularizer
+        )
+        self.bias_regularizer = tf_keras.regularizers.get(bias_regularizer)
+        self.kernel_constraint = tf_keras.constraints.get(kernel_constraint)
+        self.recurrent_constraint = tf_keras.constraints.get(
+            recurrent_constraint
+        )
+        self.bias_constraint = tf_keras.constraints.get(bias_constraint)
+        self.dropout = float(dropout)
+        self.recurrent_dropout = float(recurrent_dropout)
+        self.seed = seed
+        self.cell_state_quantize = tf_keras.activations.linear
+        self.hidden_state_quantize = tf_keras.activations.linear
+        self.state_size = [units, units]
+        self.output_size = units
+
+    def build(self, input_shape):
+        input_dim = input_shape[-1]
+        self.kernel = self.add_weight(
+            shape=(input_dim, 4 * self.units),
+            name="kernel",
+            initializer="zeros",
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+        )
+        self.recurrent_kernel = self.add_weight(
+            shape=(self.units, 4 * self.units),
+            name="recurrent_kernel",
+            initializer="zeros",
+            regularizer=self.recurrent_regularizer,
+            constraint=self.recurrent_constraint,
+        )
+        if self.use_bias:
+            self.bias = self.add_weight(
+                shape=(4 * self.units,),
+                name="bias",
+                initializer="zeros",
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
+        else:
+            self.bias = None
+        self.built = True
+
+    def _projected_inputs(self, inputs, training):
+        # Same dropout layout as keras_lstm.LSTMCell: one input mask for all
+        # gates, or one per gate once recurrent dropout is on.
+        per_gate = self.recurrent_dropout > 0
+        masks = self.get_dropout_mask_for_cell(
+            inputs, training, count=4 if per_gate else 1
+        )
+        if masks is None:
+            return recurrence.project_inputs(inputs, self.kernel, self.bias)
+        if not per_gate:
+            return recurrence.project_inputs(
+                inputs * masks, self.kernel, self.bias
+            )
+        kernels = tf.split(self.kernel, 4, axis=1)
+        biases = tf.split(self.bias, 4) if self.use_bias else [None] * 4
+        return tf.concat(
+            [
+                recurrence.project_inputs(inputs * m, k, b)
+                for m, k, b in zip(masks, kernels, biases, strict=True)
+            ],
+            axis=-1,
+        )
+
+    def _recurrent_projection(self, h_prev, training):
+        masks = self.get_recurrent_dropout_mask_for_cell(
+            h_prev, training, count=4
+        )
+        if masks is None:
+            return None
+        kernels = tf.split(self.recurrent_kernel, 4, axis=1)
+        return tf.concat(
+            [
+                tf.matmul(h_prev * m, u)
+                for m, u in zip(masks, kernels, strict=True)
+            ],
+            axis=-1,
+        )
+
+    def call(self, inputs, states, training=None):
+        h_prev, c_prev = states[0], states[1]
+        gates = recurrence.lstm_step(
+            self._projected_inputs(inputs, training),
+            h_prev,
+            c_prev,
+            self.recurrent_kernel,
+            self.activation,
+            self.recurrent_activation,
+            recurrent_projection=self._recurrent_projection(h_prev, training),
+        )
+        c = self.cell_state_quantize(gates.c)
+        h = self.hidden_state_quantize(gates.h)
+        return h, [h, c]
+
+    def get_config(self):
+        config = {
+            "units": self.units,
+            "activation": tf_keras.activations.serialize(self.activation),
+            "recurrent_activation": tf_keras.activations.serialize(
+                self.recurrent_activation
+            ),
+            "use_bias": self.use_bias,
+            "kernel_regularizer": tf_keras.regularizers.serialize(
+                self.kernel_regularizer
+            ),
+            "recurrent_regularizer": tf_keras.regularizers.serialize(
+                self.recurrent_regularizer
+            ),
+            "bias_regularizer": tf_keras.regularizers.serialize(
+                self.bias_regularizer
+            ),
+            "kernel_constraint": tf_keras.constraints.serialize(
+                self.kernel_constraint
+            ),
+            "recurrent_constraint": tf_keras.constraints.serialize(
+                self.recurrent_constraint
+            ),
+            "bias_constraint": tf_keras.constraints.serialize(
+                self.bias_constraint
+            ),
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "seed": self.seed,
+        }
+        return {**super().get_config(), **config}
+
+
+@tf_keras.saving.register_keras_serializable(package=_PACKAGE)
+class HiddenStateQuantizer(_quantizers.MovingAverageQuantizer):
+    """int8 asymmetric fake-quant of `h`, with an EMA range (as tfmot does).
+
+    Args:
+        prefix: Name prefix of the range variables, unique within the layer
+            (a Bidirectional layer has one quantizer per direction).
+    """
+
+    def __init__(self, prefix="", **kwargs):
+        kwargs = {
+            "num_bits": 8,
+            "per_axis": False,
+            "symmetric": False,
+            "narrow_range": False,
+            **kwargs,
+        }
+        super().__init__(**kwargs)
+        self.prefix = prefix
+
+    def build(self, tensor_shape, name, layer):
+        # h = o * tanh(c) lies in (-1, 1): start the EMA there rather than
+        # at tfmot's [-6, 6], whose int8 step would be 12x too coarse.
+        name = f"{self.prefix}hidden_state"
+        return {
+            "min_var": layer.add_weight(
+                f"{name}_min",
+                initializer=tf_keras.initializers.Constant(-1.0),
+                trainable=False,
+            ),
+            "max_var": layer.add_weight(
+                f"{name}_max",
+                initializer=tf_keras.initializers.Constant(1.0),
+                trainable=False,
+            ),
+        }
+
+    def get_config(self):
+        return {**super().get_config(), "prefix": self.prefix}
+
+    def __eq__(self, other):
+        return super().__eq__(other) and self.prefix == other.prefix
+
+    def __hash__(self):
+        return hash((type(self), self.prefix, self.num_bits))
+
+
+@tf_keras.saving.register_keras_serializable(package=_PACKAGE)
+class CellStateQuantizer(_quantizers.Quantizer):
+    """int16 symmetric fake-quant of `c` with TFLite's power-of-two scale.
+
+    Keeps the running maximum of `|c|` seen in training (`max_abs`), like the
+    converter's min/max calibration. The scale is `2^p / 32768` with `p` the
+    smallest integer in [0, 10] such that `2^p >= max_abs`
+    (`GetPowerOfTwoScale` in TFLite's quantization_utils.cc), and values
+    are clamped to `[-32768, 32767]` steps.
+
+    Args:
+        prefix: Name prefix of the range variable, unique within the layer.
+    """
+
+    BITS = 16
+    MAX_POWER = 10
+
+    def __init__(self, prefix=""):
+        self.prefix = prefix
+
+    def build(self, tensor_shape, name, layer):
+        max_abs = layer.add_weight(
+            f"{self.prefix}cell_state_max_abs",
+            shape=(),
+            initializer=tf_keras.initializers.Constant(1.0),
+            trainable=False,
+        )
+        return {"max_abs": max_abs}
+
+    @classmethod
+    def scale(cls, max_abs):
+        """The int16 scale TFLite gives a cell state whose range is max_abs."""
+        power = tf.math.ceil(tf.math.log(max_abs) / math.log(2.0))
+        power = tf.clip_by_value(power, 0.0, float(cls.MAX_POWER))
+        return tf.pow(2.0, power) / 2.0 ** (cls.BITS - 1)
+
+    def __call__(self, inputs, training, weights, **kwargs):
+        max_abs = weights["max_abs"]
+        if training:
+            batch_max = tf.reduce_max(tf.abs(inputs))
+            max_abs = max_abs.assign(tf.maximum(max_abs, batch_max))
+        scale = self.scale(max_abs)
+        levels = 2.0 ** (self.BITS - 1)
+        return tf.quantization.fake_quant_with_min_max_vars(
+            inputs,
+            min=-levels * scale,
+            max=(levels - 1.0) * scale,
+            num_bits=self.BITS,
+            narrow_range=False,
+        )
+
+    def get_config(self):
+        return {"prefix": self.prefix}
+
+    def __eq__(self, other):
+        return isinstance(other, CellStateQuantizer) and (
+            self.prefix == other.prefix
+        )
+
+    def __hash__(self):
+        return hash((type(self), self.prefix))
+
+
+@tf_keras.saving.register_keras_serializable(package=_PACKAGE)
+class GateWeightQuantizer(_quantizers.Quantizer):
+    """int8 symmetric narrow-range fake-quant, one scale per gate block.
+
+    TFLite stores `kernel` as four tensors `W_i, W_f, W_c, W_o` (and
+    `recurrent_kernel` as `U_i, ...`), each int8 per-tensor with scale
+    `max |block| / 127` and zero point 0: the split of the last axis into
+    four blocks, quantized each on its own. The range comes from the
+    current weights (tfmot's `LastValueQuantizer` keeps the last training
+    batch's instead), so inference sees the grid the converter will use.
+    """
+
+    GATES = 4
+
+    def build(self, tensor_shape, name, layer):
+        return {}
+
+    def __call__(self, inputs, training, weights, **kwargs):
+        blocks = []
+        for block in tf.split(inputs, self.GATES, axis=-1):
+            # The range is measured, not learned: no gradient through it.
+            limit = tf.stop_gradient(tf.reduce_max(tf.abs(block)))
+            limit = tf.maximum(limit, 1e-12)
+            blocks.append(
+                tf.quantization.fake_quant_with_min_max_vars(
+                    block, -limit, limit, num_bits=8, narrow_range=True
+                )
+            )
+        return tf.concat(blocks, axis=-1)
+
+    def get_config(self):
+        return {}
+
+    def __eq__(self, other):
+        return isinstance(other, GateWeightQuantizer)
+
+    def __hash__(self):
+        return hash(type(self))
+
+
+def lstm_cells(layer):
+    """The `TwinLSTMCell`s of an RNN or Bidirectional layer, with prefixes.
+
+    Returns:
+        A list of `(prefix, cell)`; empty if `layer` holds no twin cell.
+    """
+    if isinstance(layer, tf_keras.layers.Bidirectional):
+        return [
+            ("forward_", layer.forward_layer.cell),
+            ("backward_", layer.backward_layer.cell),
+        ]
+    if isinstance(layer, tf_keras.layers.RNN) and isinstance(
+        layer.cell, TwinLSTMCell
+    ):
+        return [("", layer.cell)]
+    return []
+
+
+@tf_keras.saving.register_keras_serializable(package=_PACKAGE)
+class LSTMQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
+    """QuantizeConfig of `RNN(TwinLSTMCell)` and `Bidirectional` of it.
+
+    It models TFLite's integer LSTM: int8 symmetric narrow-range `kernel`
+    and `recurrent_kernel` with one scale per gate block, int8 `h` (per
+    step, so the output too) and int16 power-of-two `c`. The module
+    docstring says what is not modeled. Use it like tfmot's own configs:
+
+    >>> with tfmot.quantization.keras.quantize_scope(CUSTOM_OBJECTS):
+    ...     annotated = tfmot.quantization.keras.quantize_annotate_layer(
+    ...         rnn, LSTMQuantizeConfig())
+    """
+
+    WEIGHT_ATTRIBUTES = ("kernel", "recurrent_kernel")
+    STATE_ATTRIBUTES = ("cell_state_quantize", "hidden_state_quantize")
+
+    def _cells(self, layer):
+        cells = lstm_cells(layer)
+        if not cells:
+            raise ValueError(
+                "LSTMQuantizeConfig quantizes tf_keras RNN or Bidirectional "
+                "layers around keras_lstm's TwinLSTMCell; got "
+                f"{type(layer).__name__} {layer.name!r}."
+            )
+        return cells
+
+    def get_weights_and_quantizers(self, layer):
+        return [
+            (getattr(cell, attribute), GateWeightQuantizer())
+            for _, cell in self._cells(layer)
+            for attribute in self.WEIGHT_ATTRIBUTES
+        ]
+
+    def get_activations_and_quantizers(self, layer):
+        pairs = []
+        for prefix, cell in self._cells(layer):
+            pairs.append((cell.cell_state_quantize, CellStateQuantizer(prefix)))
+            pairs.append(
+                (cell.hidden_state_quantize, HiddenStateQuantizer(prefix))
+            )
+        return pairs
+
+    def _set(self, layer, attributes, values, what):
+        cells = self._cells(layer)
+        slots = [(cell, a) for _, cell in cells for a in attributes]
+        if len(slots) != len(values):
+            raise ValueError(
+                f"`set_quantize_{what}` called on layer {layer.name} with "
+                f"{len(values)} values, but it expects {len(slots)}."
+            )
+        for (cell, attribute), value in zip(slots, values, strict=True):
+            setattr(cell, attribute, value)
+
+    def set_quantize_weights(self, layer, quantize_weights):
+        self._set(layer, self.WEIGHT_ATTRIBUTES, quantize_weights, "weights")
+
+    def set_quantize_activations(self, layer, quantize_activations):
+        self._set(
+            layer, self.STATE_ATTRIBUTES, quantize_activations, "activations"
+        )
+
+    def get_output_quantizers(self, layer):
+        # The output is the sequence of h, already fake-quantized per step.
+        return []
+
+    def get_config(self):
+        return {}
+
+
+# What `quantize_scope` / `tf_keras.models.load_model` need to rebuild a QAT
+# model that holds the twin.
+CUSTOM_OBJECTS = {
+    "TwinLSTMCell": TwinLSTMCell,
+    "LSTMQuantizeConfig": LSTMQuantizeConfig,
+    "CellStateQuantizer": CellStateQuantizer,
+    "GateWeightQuantizer": GateWeightQuantizer,
+    "HiddenStateQuantizer": HiddenStateQuantizer,
+}
