@@ -1,0 +1,532 @@
+"""`keras-lstm`: export Keras LSTM models, inspect TFLite files.
+
+A thin command line over `keras_lstm.export`: `export` calls `to_tflite` or
+`to_saved_model`, `inspect` calls `load_tflite`, `tflm_arena_size` and
+`vela_summary`. The checks here are the ones only a command line needs
+(files on disk, flags that go together); everything else is the library's.
+
+Exit codes: 0 success; 1 the export ran but its result was refused
+(`ExportError`: unfused recurrence, outputs too far from Keras); 2 a user
+error (a missing file, a bad flag value, a model or array that does not
+fit). Errors are one line on stderr, without a traceback; unexpected
+exceptions (bugs) keep theirs.
+"""
+
+import argparse
+import contextlib
+import importlib.util
+import pathlib
+import sys
+
+import keras
+import numpy as np
+import tqdm
+
+import keras_lstm
+from keras_lstm.export import runtime
+from keras_lstm.export.quantization import Quantization
+from keras_lstm.export.saved_model import to_saved_model
+from keras_lstm.export.tflite import ExportError, to_tflite
+
+PROG = "keras-lstm"
+TFLITE = "tflite"
+SAVED_MODEL = "saved_model"
+FORMATS = (TFLITE, SAVED_MODEL)
+
+_EPILOG = f"""\
+examples:
+  {PROG} export model.keras model.tflite
+  {PROG} export model.keras model_int8.tflite --quantization int8 \\
+      --calibration calib.npy
+  {PROG} export model.keras stream.tflite --streaming --quantization dynamic
+  {PROG} export model.keras served/ --format saved_model
+  {PROG} inspect model_int8.tflite
+
+Models load with keras.saving.load_model(MODEL, safe_mode=True); the
+keras_lstm layers are registered. CALIB.npy holds float sequences
+(num_sequences, timesteps, features): a few hundred typical inputs.
+Quantization: dynamic for phone CPUs (XNNPACK), int8 / int16x8 for
+microcontrollers and Ethos-U NPUs, float16 for GPUs.
+"""
+
+# Flags that only mean something for a TFLite file, with their defaults.
+_TFLITE_ONLY = {
+    "quantization": Quantization.NONE.value,
+    "calibration": None,
+    "batch_size": 1,
+    "timesteps": None,
+    "streaming": False,
+    "external_state": False,
+}
+# First bytes 4..8 of every TFLite flatbuffer (its file identifier).
+_TFLITE_IDENTIFIER = b"TFL3"
+
+
+class UsageError(Exception):
+    """A mistake the user can fix; printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports bad flags as a `UsageError` (one line) instead of usage."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer, got {text!r}"
+        )
+    return value
+
+
+def build_parser():
+    """The `keras-lstm` argument parser."""
+    parser = _Parser(
+        prog=PROG,
+        description="Export Keras LSTM models to fused TFLite files or "
+        "SavedModels, and inspect TFLite files.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action="version", version=keras_lstm.__version__
+    )
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True
+    )
+
+    export = commands.add_parser(
+        "export",
+        help="write a .tflite file or a SavedModel directory",
+        description="Export a .keras model. TFLite files get one fused "
+        "UNIDIRECTIONAL_SEQUENCE_LSTM op per LSTM and are checked on LiteRT "
+        "against Keras before they are written.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    export.add_argument("model", metavar="MODEL", help="a .keras model file")
+    export.add_argument(
+        "out",
+        metavar="OUT",
+        help="the .tflite file, or the SavedModel directory, to write",
+    )
+    export.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=TFLITE,
+        help="what to write (default: %(default)s)",
+    )
+    export.add_argument(
+        "--quantization",
+        choices=[mode.value for mode in Quantization],
+        default=_TFLITE_ONLY["quantization"],
+        help="TFLite quantization mode (default: %(default)s)",
+    )
+    export.add_argument(
+        "--calibration",
+        metavar="CALIB.npy",
+        help="float array (num_sequences, timesteps, features) of typical "
+        "inputs; required for int8 and int16x8",
+    )
+    export.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=_TFLITE_ONLY["batch_size"],
+        metavar="N",
+        help="the file's fixed batch size (default: %(default)s)",
+    )
+    export.add_argument(
+        "--timesteps",
+        type=_positive_int,
+        metavar="T",
+        help="the file's sequence length, when the model's is None",
+    )
+    export.add_argument(
+        "--streaming",
+        action="store_true",
+        help="one frame per invocation; the LSTM state persists between calls",
+    )
+    export.add_argument(
+        "--external-state",
+        action="store_true",
+        help="with --streaming: state as explicit inputs and outputs "
+        "(float modes only)",
+    )
+    export.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace OUT if it exists",
+    )
+    export.set_defaults(run=_export)
+
+    inspect = commands.add_parser(
+        "inspect",
+        help="describe a .tflite file written by `export`",
+        description="Print a TFLite file's operators, size, tensors and "
+        "quantization, the tensor arena TFLite Micro needs, and Arm Vela's "
+        "summary for an Ethos-U NPU.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    inspect.add_argument("file", metavar="FILE", help="a .tflite file")
+    inspect.add_argument(
+        "--no-arena",
+        action="store_true",
+        help="skip the TFLite Micro arena search (it runs the file many times)",
+    )
+    inspect.add_argument(
+        "--no-vela", action="store_true", help="skip the Vela compilation"
+    )
+    inspect.add_argument(
+        "--accelerator-config",
+        default="ethos-u55-128",
+        metavar="CONFIG",
+        help="Vela's --accelerator-config (default: %(default)s)",
+    )
+    inspect.set_defaults(run=_inspect)
+    return parser
+
+
+def main(argv=None):
+    """Runs `keras-lstm` with `argv` (default: `sys.argv[1:]`).
+
+    Returns:
+        The exit code: 0 success, 1 export refused, 2 user error.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return args.run(args)
+    except SystemExit as done:  # --help, --version
+        return done.code if isinstance(done.code, int) else 0
+    except UsageError as error:
+        return _fail(error, 2)
+    except ExportError as error:
+        return _fail(error, 1)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+
+
+def _fail(error, code):
+    # One line, however the message was wrapped.
+    message = " ".join(str(error).split())
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+@contextlib.contextmanager
+def _library_errors(context=None):
+    """Argument errors raised by the library are user errors."""
+    try:
+        yield
+    except (ValueError, TypeError, OSError) as error:
+        message = f"{context}: {error}" if context else str(error)
+        raise UsageError(message) from error
+
+
+def _progress(stages):
+    # tqdm shows on terminals only (disable=None), so logs and pipes get
+    # just the result; the bar goes to stderr, away from the report.
+    return tqdm.tqdm(
+        total=len(stages),
+        desc=stages[0],
+        bar_format="{desc}: {n_fmt}/{total_fmt} [{elapsed}]",
+        disable=None,
+        leave=False,
+        file=sys.stderr,
+    )
+
+
+def _advance(bar, description):
+    bar.update(1)
+    bar.set_description_str(description)
+
+
+# ---------------------------------------------------------------------------
+# export
+
+
+def _export(args):
+    model_path = _existing_file(args.model, "MODEL")
+    out = pathlib.Path(args.out)
+    if args.format == TFLITE:
+        quantization = Quantization.parse(args.quantization)
+        if out.suffix != ".tflite":
+            raise UsageError(
+                f"OUT {out} must end in .tflite; to write a SavedModel "
+                "directory, add --format saved_model."
+            )
+        if quantization.needs_representative_data and not args.calibration:
+            raise UsageError(
+                f"--quantization {quantization.value} needs --calibration "
+                "CALIB.npy: typical inputs (num_sequences, timesteps, "
+                "features) to calibrate activation ranges."
+            )
+    else:
+        for name, default in _TFLITE_ONLY.items():
+            if getattr(args, name) != default:
+                flag = "--" + name.replace("_", "-")
+                raise UsageError(
+                    f"{flag} applies to --format tflite only; a SavedModel "
+                    "keeps float32 weights and a dynamic batch."
+                )
+    if (out.exists() or out.is_symlink()) and not args.overwrite:
+        raise UsageError(
+            f"OUT {out} already exists; pass --overwrite to replace it."
+        )
+    calibration = (
+        _load_calibration(args.calibration) if args.calibration else None
+    )
+
+    if args.format == SAVED_MODEL:
+        stages = ["loading model", "writing SavedModel"]
+    elif calibration is not None:
+        stages = [
+            "loading model",
+            f"converting, calibrating on {len(calibration)} sequences and "
+            "checking on LiteRT",
+        ]
+    else:
+        stages = ["loading model", "converting and checking on LiteRT"]
+    with _progress(stages) as bar:
+        model = _load_model(model_path)
+        _advance(bar, stages[1])
+        with _library_errors():
+            if args.format == SAVED_MODEL:
+                report = to_saved_model(model, out, overwrite=args.overwrite)
+            else:
+                report = to_tflite(
+                    model,
+                    out,
+                    quantization=args.quantization,
+                    representative_data=calibration,
+                    batch_size=args.batch_size,
+                    timesteps=args.timesteps,
+                    streaming=args.streaming,
+                    external_state=args.external_state,
+                )
+        bar.update(1)
+    if args.format == SAVED_MODEL:
+        _print_saved_model_report(report)
+    else:
+        _print_tflite_report(report)
+    return 0
+
+
+def _existing_file(name, what):
+    path = pathlib.Path(name)
+    if not path.exists():
+        raise UsageError(f"{what} {name} does not exist.")
+    if not path.is_file():
+        raise UsageError(f"{what} {name} is not a file.")
+    return path
+
+
+def _load_model(path):
+    try:
+        model = keras.saving.load_model(str(path), safe_mode=True)
+    except Exception as error:  # Keras raises anything from a bad file.
+        first = str(error).strip().splitlines()
+        detail = first[0] if first else type(error).__name__
+        raise UsageError(f"cannot load model {path}: {detail}") from error
+    if not isinstance(model, keras.Model):
+        raise UsageError(
+            f"MODEL {path} holds a {type(model).__name__}, not a keras.Model."
+        )
+    return model
+
+
+def _load_calibration(name):
+    path = _existing_file(name, "--calibration")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise UsageError(
+            f"--calibration {name} is not a .npy array ({error}); save one "
+            "with numpy.save."
+        ) from error
+    if not isinstance(array, np.ndarray):
+        array.close()
+        raise UsageError(
+            f"--calibration {name} is a .npz archive; save the sequences "
+            "alone with numpy.save(path, array)."
+        )
+    if array.dtype.kind not in "fiu":
+        raise UsageError(
+            f"--calibration {name} holds {array.dtype} values; expected "
+            "float sequences."
+        )
+    if array.ndim != 3 or 0 in array.shape:
+        raise UsageError(
+            f"--calibration {name} has shape {array.shape}; expected "
+            "(num_sequences, timesteps, features)."
+        )
+    return array.astype(np.float32)
+
+
+def _print_tflite_report(report):
+    print(
+        f"wrote {report.path} ({_size(report.size_bytes)}, "
+        f"quantization {report.quantization.value}, batch "
+        f"{report.batch_size}, timesteps {report.timesteps}"
+        + (", streaming" if report.streaming else "")
+        + ")"
+    )
+    print(f"ops: {_op_counts(report.ops)}")
+    for tensor in report.inputs:
+        print(f"input   {_tensor(tensor)}")
+    for tensor in report.outputs:
+        print(f"output  {_tensor(tensor)}")
+    print(
+        f"max abs error vs Keras: {report.max_abs_error:.3g} (tolerance "
+        f"{report.tolerance:.3g}) on {report.check_sequences} sequences of "
+        f"{report.check_timesteps} steps"
+    )
+
+
+def _print_saved_model_report(report):
+    print(
+        f"wrote {report.path} (SavedModel, {_size(report.size_bytes)}, "
+        f"signature {report.signature})"
+    )
+    for tensor in report.inputs:
+        print(f"input   {tensor.name} {tensor.shape} {tensor.dtype}")
+    for tensor in report.outputs:
+        print(f"output  {tensor.name} {tensor.shape} {tensor.dtype}")
+    print(f"max abs error vs Keras: {report.max_abs_error:.3g}")
+
+
+# ---------------------------------------------------------------------------
+# inspect
+
+
+def _inspect(args):
+    path = _existing_file(args.file, "FILE")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head[4:8] != _TFLITE_IDENTIFIER:
+        raise UsageError(f"FILE {path} is not a TFLite flatbuffer.")
+    with _library_errors(f"cannot read {path}"):
+        runner = runtime.load_tflite(str(path))
+
+    kind = "streaming" if runner.streaming else "sequences"
+    if runner.external_state:
+        kind += ", external state"
+    print(
+        f"{path}: {_size(path.stat().st_size)}, {kind}, batch "
+        f"{runner.batch_size}, timesteps {runner.timesteps}"
+    )
+    print(f"ops: {_op_counts(runner.ops)}")
+    for tensor in runner.inputs:
+        print(f"input   {_tensor(tensor)}")
+    for tensor in runner.outputs:
+        print(f"output  {_tensor(tensor)}")
+
+    stages = []
+    if not args.no_arena:
+        stages.append("TFLite Micro arena search")
+    if not args.no_vela:
+        stages.append("Vela compilation")
+    if not stages:
+        return 0
+    with _progress(stages) as bar:
+        if not args.no_arena:
+            line = _arena_line(path)
+            _advance(bar, stages[-1])
+            bar.write(line, file=sys.stdout)
+        if not args.no_vela:
+            line = _vela_line(path, runner, args.accelerator_config)
+            bar.update(1)
+            bar.write(line, file=sys.stdout)
+    return 0
+
+
+def _arena_line(path):
+    if importlib.util.find_spec("tflite_micro") is None:
+        return "TFLite Micro: not installed (pip install tflite-micro)"
+    try:
+        arena = runtime.tflm_arena_size(str(path))
+    except (RuntimeError, ValueError) as error:
+        return f"TFLite Micro: does not run it: {_summary(error)}"
+    recorded = (
+        f", allocator records {arena.recorded_bytes} bytes"
+        if arena.recorded_bytes is not None
+        else ""
+    )
+    return (
+        f"TFLite Micro arena: {arena.arena_size} bytes "
+        f"({_size(arena.arena_size)}{recorded})"
+    )
+
+
+def _vela_line(path, runner, accelerator_config):
+    if importlib.util.find_spec("ethosu") is None:
+        return "Vela: not installed (pip install ethos-u-vela)"
+    dtypes = {tensor.dtype for tensor in runner.inputs}
+    if "float32" in dtypes:
+        # Ethos-U runs int8 and int16 only, and Vela 5.2 aborts on a float
+        # fused LSTM ("IFM must be INT8 or INT16") instead of leaving it to
+        # the CPU.
+        return (
+            "Vela: skipped, Ethos-U NPUs run int8 and int16x8 files only "
+            "(this one takes float32)"
+        )
+    try:
+        vela = runtime.vela_summary(
+            str(path), accelerator_config=accelerator_config
+        )
+    except (RuntimeError, ValueError) as error:
+        return f"Vela ({accelerator_config}): failed: {_summary(error)}"
+    return (
+        f"Vela ({accelerator_config}): {vela.cpu_operators} CPU operators, "
+        f"{vela.npu_operators} NPU operators, SRAM "
+        f"{vela.sram_used_kib:.1f} KiB, flash {vela.flash_used_kib:.1f} KiB, "
+        f"estimated {vela.inference_time_s * 1e3:.3g} ms per inference"
+    )
+
+
+# ---------------------------------------------------------------------------
+# formatting
+
+
+def _summary(error):
+    # Runtime errors carry a tool's log: its first line says what failed,
+    # its last line usually why.
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    if len(lines) == 1:
+        return lines[0]
+    return f"{lines[0]} ... {lines[-1]}"
+
+
+def _size(size_bytes):
+    if size_bytes < 1024:
+        return f"{size_bytes} B"
+    return f"{size_bytes / 1024:.1f} KiB"
+
+
+def _op_counts(ops):
+    counts = {}
+    for op in ops:
+        counts[op] = counts.get(op, 0) + 1
+    return ", ".join(
+        op if count == 1 else f"{op} x{count}" for op, count in counts.items()
+    )
+
+
+def _tensor(info):
+    text = f"{info.name} {info.shape} {info.dtype}"
+    if info.scale is not None:
+        text += f" scale={info.scale:.6g} zero_point={info.zero_point}"
+    return text
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,295 @@
+"""Tests for the `keras-lstm` console script (keras_lstm.export.cli).
+
+Every test runs the installed console script in a subprocess, as a user
+would: exit codes, stdout and stderr are what is asserted.
+"""
+
+import fcntl
+import os
+import pathlib
+import re
+import struct
+import subprocess
+import sys
+import termios
+import threading
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_lstm
+from keras_lstm.export import load_tflite
+from keras_lstm.export.quantization import Quantization
+
+pytestmark = pytest.mark.slow  # Each run imports TensorFlow (~5 s).
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+VENV_BIN = pathlib.Path(sys.executable).parent
+TIMESTEPS, FEATURES, UNITS = 10, 3, 4
+# TF 2.21 logs these from C++ at `import tensorflow`, whatever
+# TF_CPP_MIN_LOG_LEVEL says; the console script imports TF before `main`
+# runs, so the CLI cannot silence them. Everything else on stderr is ours.
+_TF_NATIVE_LOG = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\)"
+    r"|[IWEF]\d{4} [\d:.]+ +\d+ \S+:\d+\])"
+)
+
+
+@pytest.fixture(scope="module")
+def console_script():
+    script = VENV_BIN / "keras-lstm"
+    if not script.exists():
+        subprocess.run(
+            [str(VENV_BIN / "pip"), "install", "-e", str(REPO), "--no-deps"]
+            + ["-q"],
+            check=True,
+            timeout=600,
+        )
+    return script
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A tiny saved model, calibration data and broken inputs."""
+    root = tmp_path_factory.mktemp("cli")
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((TIMESTEPS, FEATURES), name="frames")
+    x = keras_lstm.LSTM(UNITS)(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(2, name="logits")(x))
+    model.save(root / "model.keras")
+
+    rng = np.random.default_rng(0)
+    calibration = rng.normal(size=(16, TIMESTEPS, FEATURES))
+    np.save(root / "calib.npy", calibration.astype("float32"))
+    np.save(root / "calib_2d.npy", calibration[:, :, 0])
+    np.save(root / "calib_features.npy", rng.normal(size=(16, TIMESTEPS, 5)))
+    np.save(root / "calib_text.npy", np.array([["a", "b"]] * 3)[..., None])
+    (root / "calib_text.txt").write_text("1 2 3\n")
+    (root / "broken.keras").write_bytes(b"not a zip archive")
+    (root / "notes.tflite").write_text("not a flatbuffer\n")
+    (root / "taken.tflite").write_bytes(b"")
+    return root
+
+
+def _run(console_script, *args, cwd, stderr=subprocess.PIPE):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run(
+        [str(console_script), *map(str, args)],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        timeout=600,
+    )
+
+
+def _own_stderr_lines(stderr):
+    return [
+        line
+        for line in stderr.splitlines()
+        if line.strip() and not _TF_NATIVE_LOG.match(line)
+    ]
+
+
+USER_ERRORS = {
+    "missing-model": (
+        ["export", "missing.keras", "out.tflite"],
+        "MODEL missing.keras does not exist",
+    ),
+    "model-fails-to-load": (
+        ["export", "broken.keras", "out.tflite"],
+        "cannot load model broken.keras",
+    ),
+    "unknown-quantization": (
+        ["export", "model.keras", "out.tflite", "--quantization", "int4"],
+        "invalid choice: 'int4'",
+    ),
+    "bad-batch-size": (
+        ["export", "model.keras", "out.tflite", "--batch-size", "0"],
+        "--batch-size: expected a positive integer, got '0'",
+    ),
+    "int8-without-calibration": (
+        ["export", "model.keras", "out.tflite", "--quantization", "int8"],
+        "--quantization int8 needs --calibration",
+    ),
+    "calibration-not-npy": (
+        ["export", "model.keras", "out.tflite", "--calibration"]
+        + ["calib_text.txt"],
+        "is not a .npy array",
+    ),
+    "calibration-not-numbers": (
+        ["export", "model.keras", "out.tflite", "--calibration"]
+        + ["calib_text.npy"],
+        "expected float sequences",
+    ),
+    "calibration-bad-rank": (
+        ["export", "model.keras", "out.tflite", "--calibration"]
+        + ["calib_2d.npy"],
+        "has shape (16, 10); expected (num_sequences, timesteps, features)",
+    ),
+    "calibration-bad-features": (
+        ["export", "model.keras", "out.tflite", "--quantization", "int8"]
+        + ["--calibration", "calib_features.npy"],
+        "expected shape (num_sequences, timesteps, 3), got (16, 10, 5)",
+    ),
+    "out-not-tflite": (
+        ["export", "model.keras", "out_dir"],
+        "must end in .tflite; to write a SavedModel directory, add --format",
+    ),
+    "tflite-flag-on-saved-model": (
+        ["export", "model.keras", "out_dir", "--format", "saved_model"]
+        + ["--streaming"],
+        "--streaming applies to --format tflite only",
+    ),
+    "out-exists": (
+        ["export", "model.keras", "taken.tflite"],
+        "already exists; pass --overwrite",
+    ),
+    "inspect-not-tflite": (
+        ["inspect", "notes.tflite"],
+        "is not a TFLite flatbuffer",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "args, message", USER_ERRORS.values(), ids=USER_ERRORS.keys()
+)
+def test_user_error_is_one_line_and_nonzero(
+    console_script, files, args, message
+):
+    before = sorted(os.listdir(files))
+    result = _run(console_script, *args, cwd=files)
+
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = _own_stderr_lines(result.stderr)
+    assert len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith("keras-lstm: error: "), lines
+    assert message in lines[0], lines
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    assert sorted(os.listdir(files)) == before
+
+
+def test_help_lists_commands_and_examples(console_script, files):
+    result = _run(console_script, "--help", cwd=files)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for text in ("export", "inspect", "examples:", "--calibration calib.npy"):
+        assert text in result.stdout
+
+
+def _read_all(fd, chunks):
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:  # EIO: the child closed the terminal.
+            return
+        if not data:
+            return
+        chunks.append(data)
+
+
+@pytest.fixture(scope="module")
+def int8_export(console_script, files):
+    """`export --quantization int8`, stderr on a pseudo-terminal.
+
+    Returns (completed process, what the terminal showed, the file).
+    tqdm draws only on terminals, hence the pty.
+    """
+    out = files / "model_int8.tflite"
+    primary, secondary = os.openpty()
+    # A new pty is 0 columns wide, and tqdm draws nothing in 0 columns.
+    fcntl.ioctl(
+        secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0)
+    )
+    chunks = []
+    reader = threading.Thread(target=_read_all, args=(primary, chunks))
+    reader.start()
+    try:
+        result = _run(
+            console_script,
+            "export",
+            "model.keras",
+            out,
+            "--quantization",
+            "int8",
+            "--calibration",
+            "calib.npy",
+            cwd=files,
+            stderr=secondary,
+        )
+    finally:
+        os.close(secondary)
+        reader.join(timeout=60)
+        os.close(primary)
+    return result, b"".join(chunks).decode(errors="replace"), out
+
+
+def test_export_int8_shows_calibration_progress(int8_export, files):
+    result, terminal, out = int8_export
+
+    assert result.returncode == 0, terminal[-3000:]
+    assert "calibrating on 16 sequences" in terminal
+    assert f"wrote {out}" in result.stdout
+    assert "quantization int8" in result.stdout
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in result.stdout
+
+    runner = load_tflite(out)
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in runner.ops
+    assert [t.dtype for t in runner.inputs] == ["int8"]
+    # The library's own bound for int8 (8 output quanta + 5 % of range).
+    calibration = np.load(files / "calib.npy")
+    model = keras.saving.load_model(files / "model.keras")
+    expected = model.predict(calibration, verbose=0)
+    got = runner.predict(calibration)
+    tolerance = Quantization.INT8.default_tolerance(
+        output_scale=runner.outputs[0].scale,
+        output_range=float(expected.max() - expected.min()),
+    )
+    error = float(np.max(np.abs(got - expected)))
+    assert error <= tolerance, f"max abs error {error} > {tolerance}"
+
+
+def test_export_saved_model(console_script, files, tmp_path):
+    out = tmp_path / "served"
+    result = _run(
+        console_script,
+        "export",
+        "model.keras",
+        out,
+        "--format",
+        "saved_model",
+        cwd=files,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"wrote {out} (SavedModel" in result.stdout
+    assert "input   frames (None, 10, 3) float32" in result.stdout
+
+    x = np.load(files / "calib.npy")[:3]
+    serve = tf.saved_model.load(str(out)).signatures["serving_default"]
+    model = keras.saving.load_model(files / "model.keras")
+    # Same float32 TF ops on both sides: rounding differences only.
+    error = float(
+        np.max(np.abs(serve(frames=tf.constant(x))["logits"] - model(x)))
+    )
+    assert error <= 1e-5, error
+
+
+def test_inspect_reports_ops_tensors_arena_and_vela(
+    console_script, files, int8_export
+):
+    export, terminal, tflite = int8_export
+    assert export.returncode == 0, terminal[-3000:]
+
+    result = _run(console_script, "inspect", tflite, cwd=files)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert f"{tflite}: " in out and "KiB, sequences, batch 1" in out
+    assert "ops: UNIDIRECTIONAL_SEQUENCE_LSTM" in out
+    assert re.search(r"input +sequences \(1, 10, 3\) int8 scale=\S+", out)
+    assert re.search(r"output +output \(1, 2\) int8 scale=\S+", out)
+    assert re.search(r"TFLite Micro arena: \d+ bytes", out), out
+    assert "Vela (ethos-u55-128): 0 CPU operators" in out, out
