@@ -440,6 +440,12 @@ def export_model(model, *, batch_size, timesteps):
         ) from error
     for old, new in pairs:
         new.set_weights(old.get_weights())
+        # Preprocessing layers (Normalization, ...) compute the tensors
+        # they use from their variables in `finalize_state`, which Keras
+        # calls after `adapt` and after loading, not after `set_weights`.
+        for layer in [new, *iter_layers(new)]:
+            if callable(getattr(layer, "finalize_state", None)):
+                layer.finalize_state()
     return copy
 
 

@@ -197,16 +197,85 @@ class _FileLayout:
         self.features = shape[2]
         self.layers = (len(names) - 1) // 2
 
-    def position(self, name, *, output=False):
-        tensors = self.outputs if output else self.inputs
-        return [t.name for t in tensors].index(name)
+
+class _LiteRT:
+    """LiteRT interpreter, addressed by input/output position."""
+
+    name = "litert"
+
+    def __init__(self, content, layout, num_threads):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self._interpreter = Interpreter(
+            model_content=content, num_threads=num_threads
+        )
+        self._interpreter.allocate_tensors()
+        self._inputs = layout.input_indices
+        self._outputs = layout.output_indices
+
+    def set(self, position, value):
+        self._interpreter.set_tensor(self._inputs[position], value)
+
+    def invoke(self):
+        self._interpreter.invoke()
+
+    def get(self, position):
+        return self._interpreter.get_tensor(self._outputs[position])
+
+    def reset(self):
+        self._interpreter.reset_all_variables()
+
+
+class _Micro:
+    """TFLite Micro interpreter in this process, with a generous arena.
+
+    Only a too-small arena crashes the TFLM LSTM kernel; this one is
+    `_DEFAULT_ARENA` or ten times the file, like `run_tflite_micro`'s.
+    """
+
+    name = "tflite_micro"
+
+    def __init__(self, content, layout, num_threads):
+        from tflite_micro.python.tflite_micro import runtime as tflm
+
+        arena = max(_DEFAULT_ARENA, 10 * len(content))
+        self._interpreter = tflm.Interpreter.from_bytes(
+            bytes(content), arena_size=arena
+        )
+
+    def set(self, position, value):
+        self._interpreter.set_input(value, position)
+
+    def invoke(self):
+        self._interpreter.invoke()
+
+    def get(self, position):
+        return self._interpreter.get_output(position)
+
+    def reset(self):
+        self._interpreter.reset()
+
+
+_BACKENDS = {"litert": _LiteRT, "tflite_micro": _Micro}
+
+
+def _layout_of(content):
+    from ai_edge_litert.interpreter import Interpreter
+
+    # Reading the signature needs no allocation, which LiteRT refuses for
+    # files it has no kernel for (int16x8 LSTMs).
+    return _FileLayout(Interpreter(model_content=content))
 
 
 class TFLiteRunner:
-    """Runs a file written by `to_tflite` on LiteRT, float32 in and out.
+    """Runs a file written by `to_tflite`, float32 in and out.
+
+    Files run on LiteRT, except int16x8 ones: LiteRT has no 16-bit LSTM
+    kernel, so those run on the TFLite Micro interpreter (`backend`).
 
     Attributes:
         path: The file.
+        backend: `"litert"` or `"tflite_micro"`.
         ops: Operator names, in execution order.
         inputs: `TensorInfo` of each input, in the subgraph's order.
         outputs: `TensorInfo` of each output, in the subgraph's order.
@@ -216,20 +285,24 @@ class TFLiteRunner:
         external_state: Whether its LSTM state is explicit inputs/outputs.
     """
 
-    def __init__(self, path, *, num_threads=None):
-        from ai_edge_litert.interpreter import Interpreter
-
+    def __init__(self, path, *, backend=None, num_threads=None):
         self.path = str(path)
         with open(self.path, "rb") as f:
             content = f.read()
         self.ops = op_names(content)
-        self._interpreter = Interpreter(
-            model_content=content, num_threads=num_threads
-        )
-        self._interpreter.allocate_tensors()
-        self._layout = _FileLayout(self._interpreter)
+        self._layout = _layout_of(content)
         self.inputs = tuple(self._layout.inputs)
         self.outputs = tuple(self._layout.outputs)
+        if backend is None:
+            int16 = self.inputs[self._layout.data_input].dtype == "int16"
+            backend = "tflite_micro" if int16 else "litert"
+        if backend not in _BACKENDS:
+            raise ValueError(
+                f"Received an invalid value for argument `backend`: "
+                f"{backend!r}. Expected one of {sorted(_BACKENDS)} or None."
+            )
+        self.backend = backend
+        self._runtime = _BACKENDS[backend](content, self._layout, num_threads)
         self.batch_size = self._layout.batch_size
         self.timesteps = self._layout.timesteps
         self.streaming = self._layout.kind != "sequences"
@@ -240,13 +313,13 @@ class TFLiteRunner:
     def __repr__(self):
         kind = self._layout.kind
         return (
-            f"TFLiteRunner({self.path!r}, {kind}, batch_size="
-            f"{self.batch_size}, timesteps={self.timesteps})"
+            f"TFLiteRunner({self.path!r}, {kind}, backend={self.backend}, "
+            f"batch_size={self.batch_size}, timesteps={self.timesteps})"
         )
 
     def reset(self):
         """Zeros the recurrent state (variable tensors or explicit state)."""
-        self._interpreter.reset_all_variables()
+        self._runtime.reset()
         if self.external_state:
             self._states = {
                 t.name: np.zeros(t.shape, np.float32)
@@ -257,15 +330,10 @@ class TFLiteRunner:
     def _invoke(self, values):
         """Sets float inputs by name, invokes, returns float outputs by name."""
         for position, info in enumerate(self.inputs):
-            self._interpreter.set_tensor(
-                self._layout.input_indices[position],
-                info.quantize(values[info.name]),
-            )
-        self._interpreter.invoke()
+            self._runtime.set(position, info.quantize(values[info.name]))
+        self._runtime.invoke()
         return {
-            info.name: info.dequantize(
-                self._interpreter.get_tensor(self._layout.output_indices[p])
-            )
+            info.name: info.dequantize(self._runtime.get(p))
             for p, info in enumerate(self.outputs)
         }
 
@@ -370,11 +438,14 @@ def _assemble(step_outputs):
     return step_outputs[-1]
 
 
-def load_tflite(path, *, num_threads=None):
-    """Loads a file written by `to_tflite` for float32 inference on LiteRT.
+def load_tflite(path, *, backend=None, num_threads=None):
+    """Loads a file written by `to_tflite` for float32 inference.
 
     Args:
         path: The `.tflite` file.
+        backend: `"litert"`, `"tflite_micro"` (the TFLM interpreter, in this
+            process, with a 4 MiB arena), or `None`: LiteRT, except for
+            int16x8 files, which only TFLite Micro runs.
         num_threads: LiteRT CPU threads, `None` for its default.
 
     Returns:
@@ -387,7 +458,7 @@ def load_tflite(path, *, num_threads=None):
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No TFLite file at {str(path)!r}.")
-    return TFLiteRunner(path, num_threads=num_threads)
+    return TFLiteRunner(path, backend=backend, num_threads=num_threads)
 
 
 # ---------------------------------------------------------------------------
@@ -457,11 +528,8 @@ class TFLMArena:
 
 
 def _tflm_layout(path):
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=str(path))
-    interpreter.allocate_tensors()
-    layout = _FileLayout(interpreter)
+    with open(path, "rb") as f:
+        layout = _layout_of(f.read())
     if layout.kind == "external_state":
         raise ValueError(
             f"{path} keeps its LSTM state as explicit inputs and outputs, "
@@ -587,8 +655,9 @@ def tflm_arena_size(path, *, alignment=16, max_arena_size=64 * 1024 * 1024):
     """Finds the smallest tensor arena with which TFLite Micro runs a file.
 
     Runs the file once with `max_arena_size` to get reference outputs and
-    the allocator's own record, then bisects: a size passes if the file
-    runs in a fresh process and gives the same outputs.
+    the allocator's own record, then searches upward from that record: a
+    size passes if the file runs in a fresh process and gives the same
+    outputs. Each try is a subprocess (about a second).
 
     Args:
         path: A file written by `to_tflite`.
@@ -622,11 +691,18 @@ def tflm_arena_size(path, *, alignment=16, max_arena_size=64 * 1024 * 1024):
             for a, b in zip(outputs, reference, strict=True)
         )
 
-    # The recorded total is a lower bound: the interpreter needs more.
-    low = (recorded or alignment) // alignment
-    high = -(-max_arena_size // alignment)
+    # The recorded total is a lower bound (the interpreter keeps its own
+    # bookkeeping in the arena too): grow from it geometrically until a
+    # size passes, then bisect. About ten runs instead of twenty-two.
+    limit = max_arena_size // alignment
+    low = max((recorded or alignment) // alignment, 1)
     if runs(low * alignment):
-        high = low
+        return TFLMArena(low * alignment, recorded, alignment)
+    step = max(low // 4, 1)
+    high = min(low + step, limit)
+    while high < limit and not runs(high * alignment):
+        low, step = high, step * 2
+        high = min(low + step, limit)
     while high - low > 1:
         middle = (low + high) // 2
         if runs(middle * alignment):
