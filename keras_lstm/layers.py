@@ -253,11 +253,17 @@ class LSTMCell(keras.layers.Layer, _DropoutRNNCell):
                 "width."
             )
 
-    def projected_inputs(self, inputs, training=False):
+    def projected_inputs(self, inputs, training=False, time_major=False):
         """`x W` for a step or a sequence, with the input dropout mask.
 
         Without recurrent dropout one mask covers all four gates (shape
         `(batch, features)`), so a whole sequence is projected in one product.
+
+        Args:
+            inputs: `(batch, features)`, or a sequence `(batch, time,
+                features)`, or `(time, batch, features)` with `time_major`.
+            training: whether to apply the input dropout mask.
+            time_major: layout of a sequence `inputs`.
 
         Returns:
             `(projected, bias)`: the bias still to add after `h U` (Keras's
@@ -265,12 +271,20 @@ class LSTMCell(keras.layers.Layer, _DropoutRNNCell):
             per-gate order under recurrent dropout).
         """
         if training and self.dropout > 0:
-            step = inputs if len(inputs.shape) == 2 else inputs[:, 0, :]
+            sequence = len(inputs.shape) == 3
+            step = inputs
+            if sequence:
+                step = inputs[0] if time_major else inputs[:, 0, :]
             mask = self.get_dropout_mask(step)
             if isinstance(mask, (list, tuple)):
+                if sequence:
+                    raise NotImplementedError(
+                        "Per-gate dropout masks act step by step; the "
+                        "layer routes recurrent dropout to the generic path."
+                    )
                 return self._per_gate_input_projection(inputs, mask), None
-            if len(inputs.shape) == 3:
-                mask = mask[:, None, :]
+            if sequence:
+                mask = mask[None, :, :] if time_major else mask[:, None, :]
             inputs = inputs * mask
         return recurrence.project_inputs(inputs, self.kernel), self.bias
 
@@ -617,7 +631,9 @@ class LSTM(keras.layers.RNN):
                 sequences, initial_state, mask=mask, training=training
             )
         projected, bias = self.cell.projected_inputs(
-            sequences, training=training
+            tf.transpose(sequences, [1, 0, 2]),
+            training=training,
+            time_major=True,
         )
         last_output, outputs, h, c = recurrence.lstm_sequence(
             projected,
@@ -629,6 +645,7 @@ class LSTM(keras.layers.RNN):
             bias=bias,
             go_backwards=self.go_backwards,
             return_sequences=self.return_sequences,
+            time_major=True,
         )
         return last_output, outputs, [h, c]
 

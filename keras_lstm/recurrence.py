@@ -113,6 +113,7 @@ def lstm_sequence(
     bias=None,
     go_backwards=False,
     return_sequences=True,
+    time_major=False,
 ):
     """Runs `lstm_step` over a whole pre-projected sequence.
 
@@ -122,7 +123,8 @@ def lstm_sequence(
     replaces wholesale when the caller is the fused-LSTM function.
 
     Args:
-        projected_inputs: `(batch, time, 4 * units)`, `x W` for every step.
+        projected_inputs: `(batch, time, 4 * units)`, `x W` for every step,
+            or `(time, batch, 4 * units)` with `time_major`.
         h0: `(batch, units)` initial hidden state.
         c0: `(batch, units)` initial cell state.
         recurrent_kernel: `(units, 4 * units)`.
@@ -132,12 +134,18 @@ def lstm_sequence(
         go_backwards: process the sequence from its last step to its first;
             the outputs are then in processing (reversed) order, as in Keras.
         return_sequences: whether to collect the output of every step.
+        time_major: whether `projected_inputs` is time-major. Projecting
+            time-major inputs (transposing `x`, not `x W`) moves 4 * units /
+            features times less data; the outputs stay batch-major.
 
     Returns:
         `(last_output, outputs, h, c)`. `outputs` is `(batch, time, units)`
         when `return_sequences`, else `last_output[:, None, :]`.
     """
-    time_major = tf.transpose(projected_inputs, [1, 0, 2])
+    if time_major:
+        time_major = projected_inputs
+    else:
+        time_major = tf.transpose(projected_inputs, [1, 0, 2])
     if go_backwards:
         time_major = tf.reverse(time_major, [0])
     steps = tf.shape(time_major)[0]
@@ -172,6 +180,9 @@ def lstm_sequence(
         # Lets TensorArray reads of later steps run ahead of the recurrence,
         # as Keras's own loop does; parallel_iterations=1 ran 2x slower.
         parallel_iterations=32,
+        # A known trip count lets the gradient preallocate its per-step
+        # accumulators instead of growing TensorLists.
+        maximum_iterations=steps,
     )
     if return_sequences:
         outputs = tf.transpose(outputs_ta.stack(), [1, 0, 2])
