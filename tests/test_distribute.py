@@ -81,10 +81,9 @@ np.savez(
 """
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def _train_in_fresh_process(tmp_path):
     """Weights before and after 10 SGD steps, per kind and placement."""
-    path = tmp_path_factory.mktemp("distribute") / "weights.npz"
+    path = tmp_path / "weights.npz"
     result = subprocess.run(
         [sys.executable, "-c", _TRAIN, str(path)],
         capture_output=True,
@@ -96,21 +95,22 @@ def trained(tmp_path_factory):
         return {key: data[key] for key in data.files}
 
 
-def _weights(trained, kind, run):
-    return [trained[f"{kind}/{run}/{i}"] for i in range(5)]
-
-
+# One test, one subprocess for both kinds: starting TensorFlow twice more
+# would cost more than the training itself.
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["layer", "cell"])
-def test_mirrored_strategy_gives_the_weights_of_one_device(kind, trained):
-    single = _weights(trained, kind, "single")
-    mirrored = _weights(trained, kind, "mirrored")
-    for a, b in zip(single, mirrored, strict=True):
-        err = float(np.max(np.abs(a - b)))
-        assert err <= ATOL, f"max abs weight difference {err:.3g}"
-    # Training moved the weights, so the equality above is not vacuous.
-    moved = max(
-        float(np.max(np.abs(a - b)))
-        for a, b in zip(single, _weights(trained, kind, "initial"), strict=True)
-    )
-    assert moved > 1e-2, f"weights moved by only {moved:.3g}"
+def test_mirrored_strategy_gives_the_weights_of_one_device(tmp_path):
+    trained = _train_in_fresh_process(tmp_path)
+    for kind in ("layer", "cell"):
+
+        def weights(run, kind=kind):
+            return [trained[f"{kind}/{run}/{i}"] for i in range(5)]
+
+        for a, b in zip(weights("single"), weights("mirrored"), strict=True):
+            err = float(np.max(np.abs(a - b)))
+            assert err <= ATOL, f"{kind}: max abs weight difference {err:.3g}"
+        # Training moved the weights, so the equality above is not vacuous.
+        moved = max(
+            float(np.max(np.abs(a - b)))
+            for a, b in zip(weights("single"), weights("initial"), strict=True)
+        )
+        assert moved > 1e-2, f"{kind}: weights moved by only {moved:.3g}"
