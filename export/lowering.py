@@ -381,18 +381,23 @@ def _lstm_from(layer):
         config["unroll"] = layer.unroll
         config["name"] = layer.name
     config.pop("implementation", None)
+    # Dropout is the identity at inference, but Keras's RNN draws its masks
+    # whenever the cell has a rate, and the draw leaves seed-variable
+    # updates (VAR_HANDLE, ASSIGN_VARIABLE) in the exported graph.
+    config["dropout"] = 0.0
+    config["recurrent_dropout"] = 0.0
     return keras_lstm.LSTM.from_config(config)
 
 
 def export_model(model, *, batch_size, timesteps):
     """Rebuilds `model` with `keras_lstm.LSTM` layers and a fixed input.
 
-    The copy has the input shape `(batch_size, timesteps, features)` and
-    the same weights. Every LSTM (`keras.layers.LSTM`,
-    `keras.layers.RNN(LSTMCell)`, also inside `Bidirectional` and nested
-    models) becomes a `keras_lstm.LSTM`, whose `inner_loop` is the
-    lowering seam. Other layers are cloned from their config. The original
-    model is not modified.
+    The copy has the input shape `(batch_size, timesteps, features)`, the
+    same weights, and is for inference: LSTM dropout rates are set to 0.
+    Every LSTM (`keras.layers.LSTM`, `keras.layers.RNN(LSTMCell)`, also
+    inside `Bidirectional` and nested models) becomes a `keras_lstm.LSTM`,
+    whose `inner_loop` is the lowering seam. Other layers are cloned from
+    their config. The original model is not modified.
 
     Args:
         model: A built Keras model with one input `(batch, time, features)`.
