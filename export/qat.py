@@ -113,10 +113,12 @@ def is_qat_model(model) -> bool:
 def quantize_scope():
     """tfmot's `quantize_scope` with keras_lstm's QAT classes.
 
-    Use it to load a saved QAT model:
+    Use it to load a QAT model saved in HDF5 (`qat_model.save("qat.h5")`;
+    tfmot 0.8.1's `QuantizeLayer` cannot reload from the `.keras` format),
+    then `to_keras3(qat_model, like=float_model)`:
 
     >>> with keras_lstm.export.qat.quantize_scope():
-    ...     qat_model = tf_keras.models.load_model("qat.keras")
+    ...     qat_model = tf_keras.models.load_model("qat.h5")
     """
     qat_layers = _qat_layers()
     quantization = qat_layers.tfmot.quantization.keras
@@ -500,38 +502,41 @@ def _copy_weights(source, target):
 # Back to Keras 3.
 
 
-def _copy_latent_weights(wrapper, source, target):
-    """Copies the float weights of tf_keras `source` into Keras 3 `target`.
+def _latent_variables(layer, wrapper_class):
+    """The float variables of a QAT model's layer, in its weights' order.
 
-    Once a `QuantizeWrapper` has run, the attributes it quantizes (`kernel`,
-    `recurrent_kernel`) hold fake-quantized tensors and the variables are
-    tracked by the wrapper instead of the layer, so `source.get_weights()`
-    no longer lists them. Variables are therefore found by name among the
-    wrapper's: the ones under `source`'s name scope, keyed by their last
-    name component (`kernel`, `recurrent_kernel`, `bias`, ...), which is
-    the Keras 3 variable's name.
+    Once a `QuantizeWrapper` has run, the attributes it quantizes hold
+    fake-quantized tensors and the layer itself no longer lists those
+    variables. `QuantizeWrapperV2.trainable_weights` keeps them in the
+    layer's original order (tfmot relies on it after `quantize_apply`;
+    `LSTMQuantizeConfig` lists every LSTM weight so that a reloaded model
+    keeps it too).
     """
-    found = {}
-    for variable in wrapper.weights:
-        *scopes, last = variable.name.split(":")[0].split("/")
-        if source.name in scopes:
-            if last in found:
-                raise ValueError(
-                    f"Layer {source.name!r} has two variables named {last!r}; "
-                    "its weights cannot be matched to the Keras 3 model."
-                )
-            found[last] = variable
-    values = []
-    for weight in target.weights:
-        variable = found.get(weight.name)
-        if variable is None or tuple(variable.shape) != tuple(weight.shape):
-            raise ValueError(
-                f"Weight {weight.path!r} {tuple(weight.shape)} of the Keras 3 "
-                f"model has no counterpart in {source.name!r} (found "
-                f"{ {k: tuple(v.shape) for k, v in found.items()} })."
-            )
-        values.append(variable.numpy())
-    target.set_weights(values)
+    if not isinstance(layer, wrapper_class):
+        return list(layer.weights)
+    variables = list(layer.trainable_weights)
+    for variable in layer.layer.non_trainable_weights:
+        if not any(variable is v for v in variables):
+            variables.append(variable)
+    return variables
+
+
+def _copy_latent_weights(layer, target, wrapper_class):
+    """Copies the float weights of QAT model layer `layer` into `target`."""
+    variables = _latent_variables(layer, wrapper_class)
+
+    def describe(weights, name):
+        return [(name(w), tuple(w.shape)) for w in weights]
+
+    found = describe(variables, lambda v: v.name.split(":")[0].split("/")[-1])
+    expected = describe(target.weights, lambda w: w.name)
+    if found != expected:
+        raise ValueError(
+            f"Layer {target.name!r} of the Keras 3 model has weights "
+            f"{expected}, but its QAT counterpart {layer.name!r} holds "
+            f"{found}; the architectures differ."
+        )
+    target.set_weights([v.numpy() for v in variables])
 
 
 def _check_qat_model(qat_model):
@@ -582,25 +587,21 @@ def to_keras3(qat_model, *, like=None):
                 "to_keras3(qat_model, like=float_model)."
             )
         model = keras.models.model_from_json(source)
-    quantization = _qat_layers().tfmot.quantization.keras
-    outer = {}
+    wrapper_class = _qat_layers().tfmot.quantization.keras.QuantizeWrapper
+    by_name = {}
     for layer in qat_model.layers:
-        inner = layer
-        if isinstance(layer, quantization.QuantizeWrapper):
-            inner = layer.layer
-        outer[inner.name] = (layer, inner)
+        inner = layer.layer if isinstance(layer, wrapper_class) else layer
+        by_name[inner.name] = layer
     for layer in model.layers:
         if not layer.weights or isinstance(layer, keras.layers.InputLayer):
             continue
-        if layer.name not in outer:
+        if layer.name not in by_name:
             raise ValueError(
                 f"Layer {layer.name!r} of the Keras 3 model has no "
                 f"counterpart in QAT model {qat_model.name!r}; the "
                 "architectures differ."
             )
-        wrapper, inner = outer[layer.name]
-        for target, source in _pairs(layer, inner):
-            _copy_latent_weights(wrapper, source, target)
+        _copy_latent_weights(by_name[layer.name], layer, wrapper_class)
     return model
 
 

@@ -436,6 +436,26 @@ class GateWeightQuantizer(_quantizers.Quantizer):
         return hash(type(self))
 
 
+@tf_keras.saving.register_keras_serializable(package=_PACKAGE)
+class PassThroughQuantizer(_quantizers.Quantizer):
+    """Leaves a weight as it is (tfmot's `NoQuantizer` is not public)."""
+
+    def build(self, tensor_shape, name, layer):
+        return {}
+
+    def __call__(self, inputs, training, weights, **kwargs):
+        return inputs
+
+    def get_config(self):
+        return {}
+
+    def __eq__(self, other):
+        return isinstance(other, PassThroughQuantizer)
+
+    def __hash__(self):
+        return hash(type(self))
+
+
 def lstm_cells(layer):
     """The `TwinLSTMCell`s of an RNN or Bidirectional layer, with prefixes.
 
@@ -468,7 +488,7 @@ class LSTMQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
     ...         rnn, LSTMQuantizeConfig())
     """
 
-    WEIGHT_ATTRIBUTES = ("kernel", "recurrent_kernel")
+    WEIGHT_ATTRIBUTES = ("kernel", "recurrent_kernel", "bias")
     STATE_ATTRIBUTES = ("cell_state_quantize", "hidden_state_quantize")
 
     def _cells(self, layer):
@@ -481,11 +501,28 @@ class LSTMQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
             )
         return cells
 
-    def get_weights_and_quantizers(self, layer):
+    def _weight_slots(self, layer):
         return [
-            (getattr(cell, attribute), GateWeightQuantizer())
+            (cell, attribute)
             for _, cell in self._cells(layer)
             for attribute in self.WEIGHT_ATTRIBUTES
+            if attribute != "bias" or cell.use_bias
+        ]
+
+    def get_weights_and_quantizers(self, layer):
+        # The bias passes through unchanged: TFLite keeps it in int32 with
+        # scale input x weight, far finer than the int8 grids. Listing it
+        # keeps the wrapper's weights in the layer's order however tfmot
+        # builds the wrapper; otherwise a reloaded Bidirectional orders
+        # them differently and its saved weights fail to load.
+        return [
+            (
+                getattr(cell, attribute),
+                PassThroughQuantizer()
+                if attribute == "bias"
+                else GateWeightQuantizer(),
+            )
+            for cell, attribute in self._weight_slots(layer)
         ]
 
     def get_activations_and_quantizers(self, layer):
@@ -497,9 +534,7 @@ class LSTMQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
             )
         return pairs
 
-    def _set(self, layer, attributes, values, what):
-        cells = self._cells(layer)
-        slots = [(cell, a) for _, cell in cells for a in attributes]
+    def _set(self, layer, slots, values, what):
         if len(slots) != len(values):
             raise ValueError(
                 f"`set_quantize_{what}` called on layer {layer.name} with "
@@ -509,12 +544,15 @@ class LSTMQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
             setattr(cell, attribute, value)
 
     def set_quantize_weights(self, layer, quantize_weights):
-        self._set(layer, self.WEIGHT_ATTRIBUTES, quantize_weights, "weights")
+        self._set(layer, self._weight_slots(layer), quantize_weights, "weights")
 
     def set_quantize_activations(self, layer, quantize_activations):
-        self._set(
-            layer, self.STATE_ATTRIBUTES, quantize_activations, "activations"
-        )
+        slots = [
+            (cell, attribute)
+            for _, cell in self._cells(layer)
+            for attribute in self.STATE_ATTRIBUTES
+        ]
+        self._set(layer, slots, quantize_activations, "activations")
 
     def get_output_quantizers(self, layer):
         # The output is the sequence of h, already fake-quantized per step.
@@ -531,5 +569,6 @@ CUSTOM_OBJECTS = {
     "LSTMQuantizeConfig": LSTMQuantizeConfig,
     "CellStateQuantizer": CellStateQuantizer,
     "GateWeightQuantizer": GateWeightQuantizer,
+    "PassThroughQuantizer": PassThroughQuantizer,
     "HiddenStateQuantizer": HiddenStateQuantizer,
 }

@@ -1,0 +1,514 @@
+"""Tests for keras_lstm.export.qat: the tf_keras twin, QAT and its export."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+import keras_lstm
+from keras_lstm.export import qat
+
+STEPS, FEATURES = 6, 3
+# The twin runs the same float32 operations as the Keras 3 layer, one step
+# at a time where the Keras 3 path projects the whole sequence in one
+# product; only the summation order differs, which moves float32 results
+# by a few ulps (measured below 1e-7 on outputs of order 1).
+PARITY_ATOL = 1e-6
+
+
+def _sequential(*layers):
+    return keras.Sequential([keras.Input((STEPS, FEATURES)), *layers])
+
+
+def _functional_skip():
+    inputs = keras.Input((STEPS, FEATURES), name="x")
+    h = keras_lstm.LSTM(4, return_sequences=True, name="lstm_a")(inputs)
+    h = keras.layers.Concatenate(name="skip")([h, inputs])
+    h = keras.layers.LSTM(3, name="lstm_b")(h)
+    return keras.Model(inputs, keras.layers.Dense(2, name="head")(h))
+
+
+MODELS = {
+    "keras_lstm": lambda: _sequential(
+        keras_lstm.LSTM(5), keras.layers.Dense(2)
+    ),
+    "keras_lstm_sequences_backwards": lambda: _sequential(
+        keras_lstm.LSTM(4, return_sequences=True, go_backwards=True),
+        keras.layers.Flatten(),
+        keras.layers.Dense(2),
+    ),
+    "keras_lstm_no_bias": lambda: _sequential(
+        keras_lstm.LSTM(4, use_bias=False), keras.layers.Dense(2)
+    ),
+    "keras_layers_lstm_stacked": lambda: _sequential(
+        keras.layers.LSTM(4, return_sequences=True),
+        keras.layers.LSTM(3),
+        keras.layers.Dense(2),
+    ),
+    "rnn_of_keras_lstm_cell": lambda: _sequential(
+        keras.layers.RNN(keras_lstm.LSTMCell(4)), keras.layers.Dense(2)
+    ),
+    "rnn_of_keras_cell": lambda: _sequential(
+        keras.layers.RNN(keras.layers.LSTMCell(4), return_sequences=True),
+        keras.layers.GlobalAveragePooling1D(),
+        keras.layers.Dense(2),
+    ),
+    "bidirectional_concat": lambda: _sequential(
+        keras.layers.Bidirectional(keras_lstm.LSTM(3)), keras.layers.Dense(2)
+    ),
+    "bidirectional_sum_sequences": lambda: _sequential(
+        keras.layers.Bidirectional(
+            keras.layers.LSTM(3, return_sequences=True), merge_mode="sum"
+        ),
+        keras.layers.Flatten(),
+        keras.layers.Dense(2),
+    ),
+    "dense_around_dropout_lstm": lambda: _sequential(
+        keras.layers.Dense(4, activation="relu"),
+        keras_lstm.LSTM(4, dropout=0.2, recurrent_dropout=0.1),
+        keras.layers.Dropout(0.1),
+        keras.layers.Dense(2, activation="softmax"),
+    ),
+    "functional_skip": _functional_skip,
+}
+
+
+def _fixed_weights(model, rng):
+    """Random weights of order 1, so every gate is away from saturation."""
+    model.set_weights(
+        [
+            rng.normal(0.0, 0.5, w.shape).astype("float32")
+            for w in model.get_weights()
+        ]
+    )
+    return model
+
+
+def _x(rng, n=4):
+    return rng.normal(size=(n, STEPS, FEATURES)).astype("float32")
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_twin_matches_keras3_model_before_qat(name, rng):
+    model = _fixed_weights(MODELS[name](), rng)
+    x = _x(rng)
+    twin = qat._annotated_twin(model, qat._qat_layers())
+    expected = np.asarray(model(x, training=False))
+    got = np.asarray(twin(x, training=False))
+    error = np.abs(got - expected).max()
+    assert error <= PARITY_ATOL, f"{name}: max abs error {error:.3g}"
+
+
+def test_twin_matches_keras_layers_lstm_reference(rng):
+    # Reference from keras.layers.LSTM itself, not from our own layer.
+    reference = _fixed_weights(
+        _sequential(keras.layers.LSTM(6, return_sequences=True)), rng
+    )
+    twin = qat._annotated_twin(reference, qat._qat_layers())
+    x = 3.0 * _x(rng, n=8)
+    error = np.abs(np.asarray(twin(x)) - np.asarray(reference(x))).max()
+    assert error <= PARITY_ATOL, f"max abs error {error:.3g}"
+
+
+def test_twin_dropout_is_active_only_in_training(rng):
+    model = _fixed_weights(
+        _sequential(keras_lstm.LSTM(4, dropout=0.5, recurrent_dropout=0.5)),
+        rng,
+    )
+    twin = qat._annotated_twin(model, qat._qat_layers())
+    x = _x(rng, n=16)
+    inference = np.asarray(twin(x, training=False))
+    training = np.asarray(twin(x, training=True))
+    assert np.abs(inference - np.asarray(model(x))).max() <= PARITY_ATOL
+    assert np.abs(training - inference).max() > 1e-2
+
+
+def test_twin_cell_config_is_complete_and_round_trips():
+    import inspect
+
+    qat_layers = qat._qat_layers()
+    cell = qat_layers.TwinLSTMCell(
+        3, dropout=0.25, recurrent_dropout=0.125, seed=7, use_bias=False
+    )
+    config = cell.get_config()
+    parameters = inspect.signature(qat_layers.TwinLSTMCell).parameters
+    missing = [p for p in parameters if p != "kwargs" and p not in config]
+    assert not missing, f"get_config() lacks {missing}"
+    again = qat_layers.TwinLSTMCell.from_config(config).get_config()
+    assert again == config
+
+
+@pytest.mark.parametrize(
+    "name", ["keras_layers_lstm_stacked", "bidirectional_concat"]
+)
+def test_weights_round_trip_exactly(name, rng):
+    model = _fixed_weights(MODELS[name](), rng)
+    qat_model = qat.quantize_model(model)
+    assert qat.is_qat_model(qat_model)
+    assert not qat.is_qat_model(model)
+    back = qat.to_keras3(qat_model)
+    assert type(back) is type(model)
+    assert [layer.name for layer in back.layers] == [
+        layer.name for layer in model.layers
+    ]
+    for a, b in zip(back.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # The same through an explicit architecture.
+    like = qat.to_keras3(qat_model, like=model)
+    for a, b in zip(like.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_to_keras3_returns_the_fine_tuned_weights(rng):
+    model = _fixed_weights(MODELS["keras_layers_lstm_stacked"](), rng)
+    qat_model = qat.quantize_model(model)
+    qat_model.compile(optimizer="adam", loss="mse")
+    x = _x(rng, n=32)
+    qat_model.fit(x, rng.normal(size=(32, 2)), epochs=2, verbose=0)
+    back = qat.to_keras3(qat_model)
+    latent = {
+        v.name.split(":")[0]: v.numpy()
+        for v in qat_model.weights
+        if not v.name.startswith(("quant", "optimizer"))
+    }
+    for weight in back.weights:
+        np.testing.assert_array_equal(weight.numpy(), latent[weight.path])
+    changed = [
+        not np.array_equal(a, b)
+        for a, b in zip(back.get_weights(), model.get_weights(), strict=True)
+    ]
+    assert all(changed), "fine-tuning should move every weight"
+
+
+def test_qat_model_trains_and_learns_ranges(rng):
+    model = _fixed_weights(MODELS["keras_lstm"](), rng)
+    qat_model = qat.quantize_model(model)
+    qat_model.compile(optimizer="adam", loss="mse")
+    x = 4.0 * _x(rng, n=32)
+    history = qat_model.fit(x, np.zeros((32, 2)), epochs=2, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+    ranges = {
+        v.name.split("/")[-1].split(":")[0]: float(v.numpy())
+        for v in qat_model.weights
+        if "_state_" in v.name
+    }
+    assert ranges["cell_state_max_abs"] > 1.0, ranges
+    assert ranges["hidden_state_min"] != -1.0, ranges
+    assert ranges["hidden_state_max"] != 1.0, ranges
+
+
+def test_gate_weight_quantizer_puts_each_gate_on_its_own_int8_grid(rng):
+    qat_layers = qat._qat_layers()
+    kernel = rng.normal(size=(5, 4 * 3)).astype("float32")
+    kernel[:, 3:6] *= 20.0  # the forget gate's block has a wider range
+    quantized = np.asarray(
+        qat_layers.GateWeightQuantizer()(kernel, training=False, weights={})
+    )
+    for gate in range(4):
+        block = kernel[:, 3 * gate : 3 * gate + 3]
+        scale = np.abs(block).max() / 127.0
+        levels = quantized[:, 3 * gate : 3 * gate + 3] / scale
+        np.testing.assert_allclose(levels, np.round(block / scale), atol=1e-3)
+
+
+def test_cell_state_scale_is_tflite_power_of_two():
+    scale = qat._qat_layers().CellStateQuantizer.scale
+    # GetPowerOfTwoScale: the smallest 2^p >= max|c|, p in [0, 10].
+    for max_abs, power in [(0.3, 0), (1.0, 0), (1.5, 1), (2.33, 2), (9.0, 4)]:
+        assert float(scale(np.float32(max_abs))) == 2.0**power / 32768
+
+
+def test_unsupported_layers_are_named_in_one_error():
+    inputs = keras.Input((STEPS, FEATURES))
+    h = keras.layers.Conv1D(4, 3, padding="same", name="conv")(inputs)
+    h = keras.layers.LayerNormalization(name="norm")(h)
+    h = keras.layers.LSTM(4, unroll=True, name="unrolled")(h)
+    model = keras.Model(inputs, keras.layers.Dense(2, name="head")(h))
+    with pytest.raises(ValueError) as info:
+        qat.quantize_model(model)
+    message = str(info.value)
+    for name in ("'conv' (Conv1D)", "'norm' (LayerNormalization)"):
+        assert name in message
+    assert "'unrolled' (LSTM): unroll=True" in message
+    assert "'head'" not in message
+    assert "Replace them" in message
+
+
+def test_bad_arguments_are_refused(rng):
+    with pytest.raises(TypeError, match="Keras 3 keras.Model"):
+        qat.quantize_model("model.keras")
+    with pytest.raises(ValueError, match="not built"):
+        qat.quantize_model(keras.Sequential([keras_lstm.LSTM(3)]))
+    masked = _sequential(keras.layers.Masking(), keras_lstm.LSTM(3))
+    with pytest.raises(ValueError, match="mask"):
+        qat.quantize_model(masked)
+    model = _fixed_weights(MODELS["keras_lstm"](), rng)
+    with pytest.raises(TypeError, match="QAT model"):
+        qat.to_keras3(model)
+    qat_model = qat.quantize_model(model)
+    delattr(qat_model, qat._SOURCE_ATTRIBUTE)
+    with pytest.raises(ValueError, match="like=float_model"):
+        qat.to_keras3(qat_model)
+    with pytest.raises(ValueError, match="integer inference"):
+        qat.qat_to_tflite(
+            qat_model,
+            "unused.tflite",
+            representative_data=None,
+            quantization="float16",
+        )
+
+
+def test_saved_qat_model_loads_in_quantize_scope(rng, tmp_path):
+    model = _fixed_weights(MODELS["bidirectional_concat"](), rng)
+    qat_model = qat.quantize_model(model)
+    x = _x(rng)
+    expected = np.asarray(qat_model(x, training=False))
+    path = str(tmp_path / "qat.h5")
+    qat_model.save(path)
+    qat_layers = qat._qat_layers()
+    with qat.quantize_scope():
+        loaded = qat_layers.tf_keras.models.load_model(path)
+    np.testing.assert_array_equal(
+        np.asarray(loaded(x, training=False)), expected
+    )
+    back = qat.to_keras3(loaded, like=model)
+    for a, b in zip(back.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+# ---------------------------------------------------------------------------
+# The int8 file of a fine-tuned QAT model.
+
+
+def _toy_task(rng, n):
+    """Sign of the mean of a noisy sequence: learnable in a few epochs."""
+    y = rng.integers(0, 2, n)
+    x = rng.normal(0.0, 1.0, (n, 16, 2)).astype("float32")
+    x[:, :, 0] += np.where(y == 1, 0.5, -0.5)[:, None]
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    from keras_lstm.export import load_tflite, run_tflite_micro
+
+    rng = np.random.default_rng(1)
+    keras.utils.set_random_seed(1)
+    x_train, y_train = _toy_task(rng, 512)
+    x_test, y_test = _toy_task(rng, 200)
+    model = keras.Sequential(
+        [
+            keras.Input((16, 2)),
+            keras_lstm.LSTM(8),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss="sparse_categorical_crossentropy",
+    )
+    model.fit(x_train, y_train, epochs=4, batch_size=32, verbose=0)
+    qat_model = qat.quantize_model(model)
+    qat_model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    qat_model.fit(x_train, y_train, epochs=1, batch_size=32, verbose=0)
+    path = str(tmp_path_factory.mktemp("qat") / "qat_int8.tflite")
+    report = qat.qat_to_tflite(
+        qat_model, path, representative_data=x_train[:128]
+    )
+
+    def accuracy(p):
+        return float((np.argmax(p, -1) == y_test).mean())
+
+    return {
+        "report": report,
+        "path": path,
+        "qat_model": qat_model,
+        "fine_tuned": qat.to_keras3(qat_model),
+        "representative": x_train[:128],
+        "float": accuracy(model.predict(x_test, verbose=0)),
+        "litert": accuracy(load_tflite(path).predict(x_test)),
+        "tflm": accuracy(run_tflite_micro(path, x_test).outputs),
+    }
+
+
+@pytest.mark.slow
+def test_int8_file_is_fused_builtin_and_int8(exported):
+    from keras_lstm.export import runtime
+
+    report = exported["report"]
+    ops = runtime.op_names(open(exported["path"], "rb").read())
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in ops
+    assert not {"WHILE", "CUSTOM"} & set(ops), ops
+    assert not [op for op in ops if op.startswith("Flex")], ops
+    assert report.input_dtypes == ("int8",)
+    assert report.output_dtypes == ("int8",)
+
+
+@pytest.mark.slow
+def test_int8_accuracy_is_close_to_float(exported):
+    # 200 test sequences: one sequence is 0.5 points. Allow 3 sequences of
+    # int8 rounding flips on a task the float model solves almost perfectly.
+    assert exported["float"] >= 0.9, exported["float"]
+    for runtime_name in ("litert", "tflm"):
+        assert exported[runtime_name] >= exported["float"] - 0.015, exported
+
+
+@pytest.mark.slow
+def test_int8_file_uses_the_scales_qat_simulated(exported):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=exported["path"])
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    (lstm,) = [
+        op
+        for op in interpreter._get_ops_details()
+        if op["op_name"] == "UNIDIRECTIONAL_SEQUENCE_LSTM"
+    ]
+
+    def scale(position):
+        return tensors[lstm["inputs"][position]]["quantization"][0]
+
+    layer = exported["fine_tuned"].layers[0]
+    kernel, recurrent_kernel, _ = layer.get_weights()
+    # Inputs 1-4 are W_i, W_f, W_c, W_o; 5-8 are U_i, ...; 19 is c.
+    for offset, weights in ((1, kernel), (5, recurrent_kernel)):
+        for gate, block in enumerate(np.split(weights, 4, axis=1)):
+            np.testing.assert_allclose(
+                scale(offset + gate), np.abs(block).max() / 127.0, rtol=1e-6
+            )
+    gates = keras_lstm.gate_activations(layer, exported["representative"])
+    cell_state_scale = qat._qat_layers().CellStateQuantizer.scale
+    assert scale(19) == pytest.approx(
+        float(cell_state_scale(np.float32(np.abs(gates.c).max()))), rel=1e-6
+    )
+
+
+@pytest.mark.slow
+def test_converter_cannot_use_qat_ranges():
+    """Evidence for the calibration route (module docstring of qat.py).
+
+    tf_keras's own LSTM fuses when converted alone; inside a QAT model, with
+    fake-quantized weights, it comes out as a WHILE loop. If this fails, the
+    converter has learnt to fuse QAT graphs: revisit export/qat.py.
+    """
+    import tensorflow as tf
+
+    from keras_lstm.export import runtime
+
+    qat_layers = qat._qat_layers()
+    tf_keras = qat_layers.tf_keras
+    quantization = qat_layers.tfmot.quantization.keras
+
+    class KernelsOnly(qat_layers.LSTMQuantizeConfig):
+        def _cells(self, layer):
+            return [("", layer.cell)]
+
+        def get_activations_and_quantizers(self, layer):
+            return []
+
+        def set_quantize_activations(self, layer, quantize_activations):
+            pass
+
+    inputs = tf_keras.Input(batch_shape=(1, STEPS, FEATURES))
+    lstm = quantization.quantize_annotate_layer(
+        tf_keras.layers.LSTM(4), KernelsOnly()
+    )
+    model = tf_keras.Model(inputs, lstm(inputs))
+    with quantization.quantize_scope({"KernelsOnly": KernelsOnly}):
+        model = quantization.quantize_apply(model)
+    function = tf.function(lambda x: model(x, training=False))
+    concrete = function.get_concrete_function(
+        tf.TensorSpec((1, STEPS, FEATURES), tf.float32)
+    )
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [concrete], model
+    )
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    ops = runtime.op_names(converter.convert())
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" not in ops, ops
+    assert "WHILE" in ops, ops
+
+
+# ---------------------------------------------------------------------------
+# Import hygiene, in a fresh interpreter.
+
+_HYGIENE = textwrap.dedent(
+    """
+    import json, os, sys
+    import numpy as np
+    import keras_lstm, keras_lstm.export
+    import keras_lstm.export.qat as qat
+    import keras
+
+    report = {
+        "after_import": {
+            "tfmot": "tensorflow_model_optimization" in sys.modules,
+            "tf_keras": "tf_keras" in sys.modules,
+            "legacy": os.environ.get("TF_USE_LEGACY_KERAS"),
+        }
+    }
+    model = keras.Sequential(
+        [keras.Input((5, 2)), keras_lstm.LSTM(3), keras.layers.Dense(1)]
+    )
+    report["is_qat_keras3"] = qat.is_qat_model(model)
+    report["tf_keras_after_is_qat"] = "tf_keras" in sys.modules
+    qat_model = qat.quantize_model(model)
+    import tensorflow as tf  # tf.keras is first touched only now
+
+    report["after_qat"] = {
+        "tfmot": "tensorflow_model_optimization" in sys.modules,
+        "legacy": os.environ.get("TF_USE_LEGACY_KERAS"),
+        "tf_keras_version": tf.keras.version(),
+        "tf_keras_is_keras3": tf.keras.Model is keras.Model,
+        "keras_version": keras.__version__,
+        "qat_model_module": type(qat_model).__module__,
+    }
+    x = np.ones((4, 5, 2), "float32")
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, np.ones((4, 1)), epochs=1, verbose=0)
+    again = keras.Sequential(
+        [keras.Input((5, 2)), keras_lstm.LSTM(3), keras.layers.Dense(1)]
+    )
+    report["keras3_still_works"] = bool(
+        np.all(np.isfinite(again.predict(x, verbose=0)))
+    )
+    print("REPORT" + json.dumps(report))
+    """
+)
+
+
+@pytest.mark.slow
+def test_import_hygiene_keeps_keras3_in_charge():
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    result = subprocess.run(
+        [sys.executable, "-c", _HYGIENE],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    lines = [x for x in result.stdout.splitlines() if x.startswith("REPORT")]
+    assert lines, result.stdout[-2000:] + result.stderr[-4000:]
+    report = json.loads(lines[-1][len("REPORT") :])
+    assert report["after_import"] == {
+        "tfmot": False,
+        "tf_keras": False,
+        "legacy": None,
+    }
+    assert report["is_qat_keras3"] is False
+    assert report["tf_keras_after_is_qat"] is False
+    after = report["after_qat"]
+    assert after["tfmot"] is True
+    assert after["legacy"] is None
+    assert after["tf_keras_version"].startswith("3.")
+    assert after["tf_keras_is_keras3"] is True
+    assert after["keras_version"].startswith("3.")
+    assert after["qat_model_module"].startswith("tf_keras.")
+    assert report["keras3_still_works"] is True
