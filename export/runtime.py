@@ -625,19 +625,19 @@ def run_tflite_micro(path, x, *, arena_size=None):
     path = str(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No TFLite file at {path!r}.")
-    layout = _tflm_layout(path)
-    x = _check_sequences(x, layout)
     if arena_size is None:
         arena_size = max(_DEFAULT_ARENA, 10 * os.path.getsize(path))
     elif (
         isinstance(arena_size, bool)
         or not isinstance(arena_size, int)
-        or (arena_size <= 0)
+        or arena_size <= 0
     ):
         raise ValueError(
             "Received an invalid value for argument `arena_size`: "
             f"{arena_size!r}. Expected a positive number of bytes, or None."
         )
+    layout = _tflm_layout(path)
+    x = _check_sequences(x, layout)
     raw, log = _run_tflm_process(path, arena_size, _tflm_plan(layout, x))
     if raw is None:
         raise RuntimeError(

@@ -1,0 +1,238 @@
+"""Runtimes for exported files: LiteRT runner, TFLite Micro, Arm Vela.
+
+Everything runs for real: LiteRT and the TFLite Micro interpreter on the
+files `to_tflite` writes, and Vela as a subprocess. Tolerances:
+- TFLite Micro against LiteRT on the same int8 file: at most 1 output
+  quantum (both run the reference integer LSTM; rounding in their
+  rescaling may differ by one step);
+- LiteRT against Keras: the bound `to_tflite` enforced, from its report.
+"""
+
+import pathlib
+
+import keras
+import numpy as np
+import pytest
+
+import keras_lstm
+from keras_lstm.export import (
+    TFLMArena,
+    VelaSummary,
+    load_tflite,
+    lowering,
+    run_tflite_micro,
+    tflm_arena_size,
+    to_tflite,
+    vela_summary,
+)
+
+T, F = 8, 3
+
+
+def _seeded(model, rng):
+    for layer in lowering.iter_layers(model):
+        if isinstance(layer, (keras.layers.RNN, keras.layers.Dense)):
+            layer.set_weights(
+                [
+                    (
+                        rng.standard_normal(w.shape)
+                        * (0.5 if w.ndim == 1 else 1 / np.sqrt(w.shape[0]))
+                    ).astype("float32")
+                    for w in layer.get_weights()
+                ]
+            )
+    return model
+
+
+def _quanta_apart(report, raw, dequantized):
+    """Max distance in output quanta, compared as integers."""
+    requantized = report.outputs[0].quantize(dequantized).astype(np.int32)
+    return int(np.abs(raw.astype(np.int32) - requantized).max())
+
+
+@pytest.fixture(scope="module")
+def model_and_data():
+    rng = np.random.default_rng(7)
+    inputs = keras.Input((None, F))
+    x = keras.layers.LSTM(8, return_sequences=True)(inputs)
+    x = keras_lstm.LSTM(8)(x)
+    model = _seeded(keras.Model(inputs, keras.layers.Dense(3)(x)), rng)
+    data = rng.standard_normal((64, T, F)).astype("float32")
+    return model, data
+
+
+@pytest.fixture(scope="module")
+def int8_file(model_and_data, tmp_path_factory):
+    model, data = model_and_data
+    path = tmp_path_factory.mktemp("int8") / "model_int8.tflite"
+    report = to_tflite(
+        model,
+        path,
+        quantization="int8",
+        representative_data=data,
+        timesteps=T,
+    )
+    return path, report
+
+
+def test_runner_describes_the_file(int8_file):
+    path, report = int8_file
+    runner = load_tflite(path)
+    assert runner.ops == report.ops
+    assert runner.ops.count("UNIDIRECTIONAL_SEQUENCE_LSTM") == 2
+    assert runner.backend == "litert"
+    assert (runner.batch_size, runner.timesteps) == (1, T)
+    assert not runner.streaming and not runner.external_state
+    (info,) = runner.inputs
+    assert (info.name, info.dtype, info.shape) == (
+        "sequences",
+        "int8",
+        (1, T, F),
+    )
+    assert info.scale == report.inputs[0].scale > 0
+    assert "litert" in repr(runner)
+
+
+def test_runner_scales_batches_and_resets(int8_file, model_and_data, rng):
+    path, report = int8_file
+    model, _ = model_and_data
+    runner = load_tflite(path)
+    x = rng.standard_normal((5, T, F)).astype("float32")
+
+    y = runner.predict(x)
+
+    assert y.dtype == np.float32 and y.shape == (5, 3)
+    error = np.abs(y - np.asarray(model(x))).max()
+    assert error <= report.tolerance, f"max abs error {error}"
+    # The same sequence gives the same output wherever it sits: the state
+    # is reset before each one.
+    np.testing.assert_array_equal(runner.predict(x[::-1]), y[::-1])
+    np.testing.assert_array_equal(runner.predict(x[2:3]), y[2:3])
+
+
+def test_runner_refuses_misuse(int8_file, tmp_path):
+    path, _ = int8_file
+    runner = load_tflite(path)
+    with pytest.raises(ValueError, match="sequences of 8 steps"):
+        runner.predict(np.zeros((1, T + 1, F), "float32"))
+    with pytest.raises(ValueError, match="streaming=True"):
+        runner.step(np.zeros((1, F), "float32"))
+    with pytest.raises(FileNotFoundError):
+        load_tflite(tmp_path / "missing.tflite")
+    with pytest.raises(ValueError, match="backend"):
+        load_tflite(path, backend="gpu")
+    # A TFLite file that to_tflite did not write (no signature).
+    import tflite_micro
+
+    foreign = pathlib.Path(tflite_micro.__file__).parent / "python"
+    foreign = foreign / "tflite_micro" / "sine_float.tflite"
+    with pytest.raises(ValueError, match="to_tflite"):
+        load_tflite(foreign)
+
+
+def test_tflite_micro_within_one_quantum_of_litert(int8_file, rng):
+    path, report = int8_file
+    x = rng.standard_normal((4, T, F)).astype("float32")
+    x[3] = x[0]  # Stateless: a repeated sequence gives the same output.
+
+    micro = run_tflite_micro(path, x)
+    litert = load_tflite(path).predict(x)
+
+    quanta = _quanta_apart(report, micro.raw_outputs, litert)
+    assert quanta <= 1, f"{quanta} quanta apart"
+    assert micro.raw_outputs.dtype == np.int8
+    np.testing.assert_array_equal(micro.raw_outputs[3], micro.raw_outputs[0])
+    # The runner's in-process TFLM backend computes the same.
+    in_process = load_tflite(path, backend="tflite_micro").predict(x)
+    np.testing.assert_array_equal(in_process, micro.outputs)
+
+
+def test_tflm_arena_size_is_the_smallest_that_runs(int8_file, rng):
+    path, _ = int8_file
+    x = rng.standard_normal((1, T, F)).astype("float32")
+
+    arena = tflm_arena_size(path)
+
+    assert isinstance(arena, TFLMArena)
+    assert arena.arena_size % arena.alignment == 0
+    assert arena.recorded_bytes and arena.arena_size >= arena.recorded_bytes
+    fits = run_tflite_micro(path, x, arena_size=arena.arena_size)
+    reference = run_tflite_micro(path, x)
+    np.testing.assert_array_equal(fits.raw_outputs, reference.raw_outputs)
+    with pytest.raises(RuntimeError, match="TFLite Micro failed"):
+        run_tflite_micro(path, x, arena_size=arena.arena_size - arena.alignment)
+
+
+@pytest.fixture(scope="module")
+def int16x8_file(model_and_data, tmp_path_factory):
+    model, data = model_and_data
+    path = tmp_path_factory.mktemp("int16") / "model_int16x8.tflite"
+    report = to_tflite(
+        model,
+        path,
+        quantization="int16x8",
+        representative_data=data,
+        timesteps=T,
+    )
+    return path, report
+
+
+def test_int16x8_runs_on_tflite_micro(int16x8_file, model_and_data, rng):
+    path, report = int16x8_file
+    model, _ = model_and_data
+    assert report.input_dtypes == report.output_dtypes == ("int16",)
+    assert report.inputs[0].zero_point == 0
+    x = rng.standard_normal((3, T, F)).astype("float32")
+    micro = run_tflite_micro(path, x)
+    assert micro.raw_outputs.dtype == np.int16
+    error = np.abs(micro.outputs - np.asarray(model(x))).max()
+    assert error <= report.tolerance, f"max abs error {error}"
+    assert load_tflite(path).backend == "tflite_micro"
+
+
+@pytest.mark.parametrize("file", ["int8_file", "int16x8_file"])
+def test_vela_puts_every_operator_on_the_npu(file, request):
+    path, _ = request.getfixturevalue(file)
+
+    summary = vela_summary(path, accelerator_config="ethos-u55-128")
+
+    assert isinstance(summary, VelaSummary)
+    assert summary.cpu_operators == 0, summary.log
+    assert summary.npu_operators > 0
+    assert summary.output_ops == ("CUSTOM:ethos-u",)
+    assert summary.sram_used_kib > 0 and summary.flash_used_kib > 0
+    assert summary.macs > 0 and summary.inference_time_s > 0
+
+
+def test_streaming_int8_file_on_both_runtimes(model_and_data, tmp_path, rng):
+    model, data = model_and_data
+    path = tmp_path / "stream_int8.tflite"
+    report = to_tflite(
+        model,
+        path,
+        streaming=True,
+        quantization="int8",
+        representative_data=data,
+    )
+    x = rng.standard_normal((2, 12, F)).astype("float32")
+
+    litert = load_tflite(path).predict(x)
+    micro = run_tflite_micro(path, x)
+
+    error = np.abs(litert - np.asarray(model(x))).max()
+    assert error <= report.tolerance, f"max abs error {error}"
+    quanta = _quanta_apart(report, micro.raw_outputs, litert)
+    assert quanta <= 1, f"{quanta} quanta apart"
+
+
+def test_tflite_micro_refuses_bad_arguments(
+    int8_file, model_and_data, tmp_path
+):
+    path, _ = int8_file
+    with pytest.raises(ValueError, match="arena_size"):
+        run_tflite_micro(path, np.zeros((1, T, F), "float32"), arena_size=0)
+    model, _ = model_and_data
+    external = tmp_path / "external.tflite"
+    to_tflite(model, external, streaming=True, external_state=True)
+    with pytest.raises(ValueError, match="variable tensors"):
+        run_tflite_micro(external, np.zeros((1, 4, F), "float32"))
