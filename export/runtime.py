@@ -751,7 +751,9 @@ def vela_summary(path, *, accelerator_config="ethos-u55-128", timeout=600):
     """Compiles a file with Arm Vela and summarizes the result.
 
     Vela runs as a subprocess into a temporary directory; nothing is left
-    behind.
+    behind. Files with backward layers (`go_backwards`, `Bidirectional`)
+    hold REVERSE_V2, which Vela keeps on the CPU for Ethos-U55/U65 ("Axis
+    attribute is not supported") and maps to the NPU for Ethos-U85.
 
     Args:
         path: An int8 (or int16x8) file.

@@ -446,7 +446,7 @@ def _keras_predict(model, x):
     return np.concatenate(outputs).astype(np.float32)
 
 
-def _check_batch(data, *, batch_size, timesteps, features, quantization):
+def _check_batch(data, *, batch_size, timesteps, features):
     count = max(batch_size, _CHECK_SEQUENCES)
     if data is not None:
         return data[:count]
@@ -596,7 +596,6 @@ def to_tflite(
         batch_size=batch_size,
         timesteps=check_steps,
         features=features,
-        quantization=quantization,
     )
     expected = _keras_predict(model, check)
     fd, temp_path = tempfile.mkstemp(
