@@ -139,7 +139,7 @@ def _bias_to_int64(model, bias, input_scale, weight):
     bias.quantization.zeroPoint = np.zeros(new_scales.size, np.int64)
 
 
-def requantize_int16x8(content):
+def requantize_int16x8(content: bytes) -> bytes:
     """Rewrites a full-integer int8 LSTM file to int16 activations.
 
     Args:

@@ -41,7 +41,7 @@ _TANH = (keras.activations.tanh, tf.tanh, tf.math.tanh, tf.nn.tanh)
 _SIGMOID = (keras.activations.sigmoid, tf.sigmoid, tf.math.sigmoid)
 
 
-def fused_lstm_function(*, go_backwards=False):
+def fused_lstm_function(*, go_backwards: bool = False):
     """A `tf.function` that TFLite converts to `UNIDIRECTIONAL_SEQUENCE_LSTM`.
 
     Each call returns a new function with its own `lstm_<uuid>` name, so
@@ -94,7 +94,7 @@ def _refuse(layer, problem, fix):
     )
 
 
-def check_lstm_layer(layer, *, streaming=False):
+def check_lstm_layer(layer, *, streaming: bool = False) -> None:
     """Raises if `layer` has a configuration the fused op cannot express.
 
     Args:
@@ -297,7 +297,7 @@ def _is_lstm_cell(cell):
     return isinstance(cell, (keras_lstm.LSTMCell, keras.layers.LSTMCell))
 
 
-def is_lstm_layer(layer):
+def is_lstm_layer(layer) -> bool:
     """Whether `layer` is an LSTM that `export_model` lowers.
 
     `keras_lstm.LSTM`, `keras.layers.LSTM` and `keras.layers.RNN` around a
@@ -323,7 +323,7 @@ def iter_layers(model):
         yield from iter_layers(layer)
 
 
-def check_model(model, *, streaming=False):
+def check_model(model: keras.Model, *, streaming: bool = False) -> list:
     """Raises if `model` holds a layer the fused export cannot express.
 
     Args:
@@ -389,7 +389,9 @@ def _lstm_from(layer):
     return keras_lstm.LSTM.from_config(config)
 
 
-def export_model(model, *, batch_size, timesteps):
+def export_model(
+    model: keras.Model, *, batch_size: int, timesteps: int
+) -> keras.Model:
     """Rebuilds `model` with `keras_lstm.LSTM` layers and a fixed input.
 
     The copy has the input shape `(batch_size, timesteps, features)`, the
@@ -467,7 +469,7 @@ def _lstm_or_clone(layer):
         ) from error
 
 
-def require_graph_model(model):
+def require_graph_model(model) -> None:
     """Raises unless `model` is a Sequential or Functional model."""
     if not is_graph_model(model):
         raise ValueError(
@@ -479,7 +481,7 @@ def require_graph_model(model):
         )
 
 
-def is_graph_model(model):
+def is_graph_model(model) -> bool:
     """Whether `model` is a Sequential or Functional model (not subclassed).
 
     `Functional` is not public in Keras 3; a functional model is a

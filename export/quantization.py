@@ -35,7 +35,9 @@ class Quantization(enum.StrEnum):
     INT16X8 = "int16x8"
 
     @classmethod
-    def parse(cls, value, argument="quantization"):
+    def parse(
+        cls, value: "Quantization | str", argument: str = "quantization"
+    ) -> "Quantization":
         """Returns the member for `value` (a member or its string value).
 
         Raises:
@@ -74,7 +76,9 @@ class Quantization(enum.StrEnum):
             return np.dtype("int16")
         return np.dtype("float32")
 
-    def default_tolerance(self, *, output_scale=None, output_range=0.0):
+    def default_tolerance(
+        self, *, output_scale: float | None = None, output_range: float = 0.0
+    ) -> float:
         """Largest max-abs error against Keras that a check accepts.
 
         - float32: 1e-4. The fused kernel and Keras differ by float
@@ -116,7 +120,9 @@ class Quantization(enum.StrEnum):
         return 8.0 * float(output_scale) + 0.05 * output_range
 
 
-def configure_converter(converter, quantization, representative_dataset):
+def configure_converter(
+    converter, quantization: Quantization | str, representative_dataset
+) -> None:
     """Sets a `tf.lite.TFLiteConverter` up for `quantization`.
 
     `INT16X8` configures the `INT8` conversion that it is rewritten from.
@@ -183,7 +189,7 @@ def _same_params(a, b):
     )
 
 
-def repair_integer_lstms(content):
+def repair_integer_lstms(content: bytes) -> tuple[bytes, list[str]]:
     """Fixes the converter's integer LSTM parameters (see above).
 
     Args:

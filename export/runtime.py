@@ -1,9 +1,10 @@
 """Running exported files: LiteRT, TFLite Micro and Arm Vela.
 
-- `load_tflite(path)` returns a `TFLiteRunner` on LiteRT that takes and
-  returns float32, whatever the file's quantization, splits or pads any
-  number of sequences to the file's fixed batch size, and resets the LSTM
-  state before each sequence.
+- `load_tflite(path)` returns a `TFLiteRunner` that takes and returns
+  float32, whatever the file's quantization, splits or pads any number of
+  sequences to the file's fixed batch size, and resets the LSTM state
+  before each sequence. It runs on LiteRT, except int16x8 files, for which
+  LiteRT has no LSTM kernel: those run on the TFLite Micro interpreter.
 - `run_tflite_micro(path, x)` runs the same computation on the TFLite Micro
   interpreter; `tflm_arena_size(path)` finds the smallest tensor arena it
   needs.
@@ -19,8 +20,10 @@ Python, `Interpreter::ResetVariableTensors()` in C++ and on Android,
 for you; C++ and Android code must do it too (TF#47813). Streaming files
 rely on the same persistence: call `reset()` at the start of each stream.
 
-TFLite Micro and Vela run in subprocesses: the TFLM LSTM kernel crashes the
-process when its arena is too small, and Vela is a command-line tool.
+`run_tflite_micro`, `tflm_arena_size` and Vela run in subprocesses: the
+TFLM LSTM kernel crashes the process when its arena is too small, and Vela
+is a command-line tool. The runner's own TFLM backend runs in-process with
+a generous arena.
 """
 
 import csv
@@ -40,7 +43,7 @@ FRAME = "frame"
 OUTPUT = "output"
 
 
-def state_names(index):
+def state_names(index: int) -> tuple[tuple[str, str], tuple[str, str]]:
     """Signature names of layer `index`'s external state: inputs, outputs."""
     return (f"h_{index}", f"c_{index}"), (f"h_{index}_out", f"c_{index}_out")
 
@@ -91,7 +94,7 @@ def _builtin_names():
     }
 
 
-def op_names(model_content):
+def op_names(model_content: bytes) -> tuple[str, ...]:
     """Names of the operators in a TFLite flatbuffer, all subgraphs.
 
     Builtin operators by their schema name (`"UNIDIRECTIONAL_SEQUENCE_LSTM"`),
@@ -125,7 +128,7 @@ def op_names(model_content):
     return tuple(ops)
 
 
-def subgraph_count(model_content):
+def subgraph_count(model_content: bytes) -> int:
     """Number of subgraphs (more than one means control flow)."""
     from tensorflow.lite.python import schema_py_generated as schema
 
@@ -317,7 +320,7 @@ class TFLiteRunner:
             f"batch_size={self.batch_size}, timesteps={self.timesteps})"
         )
 
-    def reset(self):
+    def reset(self) -> None:
         """Zeros the recurrent state (variable tensors or explicit state)."""
         self._runtime.reset()
         if self.external_state:
@@ -337,7 +340,7 @@ class TFLiteRunner:
             for p, info in enumerate(self.outputs)
         }
 
-    def step(self, frame):
+    def step(self, frame: np.ndarray) -> np.ndarray:
         """Feeds one frame to a streaming file; the state carries over.
 
         Args:
@@ -374,7 +377,7 @@ class TFLiteRunner:
                 self._states[c] = outputs[c_out]
         return outputs[OUTPUT]
 
-    def predict(self, x):
+    def predict(self, x: np.ndarray) -> np.ndarray:
         """Runs whole sequences, float32 in and out.
 
         Any number of sequences: they are split into the file's batch size
@@ -438,7 +441,12 @@ def _assemble(step_outputs):
     return step_outputs[-1]
 
 
-def load_tflite(path, *, backend=None, num_threads=None):
+def load_tflite(
+    path: str | os.PathLike,
+    *,
+    backend: str | None = None,
+    num_threads: int | None = None,
+) -> "TFLiteRunner":
     """Loads a file written by `to_tflite` for float32 inference.
 
     Args:
@@ -601,7 +609,9 @@ def _tflm_outputs(layout, x, raw):
     return info.dequantize(raw_all), raw_all
 
 
-def run_tflite_micro(path, x, *, arena_size=None):
+def run_tflite_micro(
+    path: str | os.PathLike, x: np.ndarray, *, arena_size: int | None = None
+) -> TFLMResult:
     """Runs sequences through the TFLite Micro interpreter.
 
     Same contract as `TFLiteRunner.predict`: float32 in and out, any number
@@ -651,7 +661,12 @@ def run_tflite_micro(path, x, *, arena_size=None):
 _RECORDED = re.compile(r"Arena allocation total (\d+) bytes")
 
 
-def tflm_arena_size(path, *, alignment=16, max_arena_size=64 * 1024 * 1024):
+def tflm_arena_size(
+    path: str | os.PathLike,
+    *,
+    alignment: int = 16,
+    max_arena_size: int = 64 * 1024 * 1024,
+) -> TFLMArena:
     """Finds the smallest tensor arena with which TFLite Micro runs a file.
 
     Runs the file once with `max_arena_size` to get reference outputs and
@@ -747,7 +762,12 @@ class VelaSummary:
 _VELA = "import sys; from ethosu.vela.vela import main; sys.exit(main())"
 
 
-def vela_summary(path, *, accelerator_config="ethos-u55-128", timeout=600):
+def vela_summary(
+    path: str | os.PathLike,
+    *,
+    accelerator_config: str = "ethos-u55-128",
+    timeout: float = 600,
+) -> VelaSummary:
     """Compiles a file with Arm Vela and summarizes the result.
 
     Vela runs as a subprocess into a temporary directory; nothing is left

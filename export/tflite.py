@@ -458,17 +458,17 @@ def _check_batch(data, *, batch_size, timesteps, features):
 
 
 def to_tflite(
-    model,
-    path,
+    model: keras.Model,
+    path: str | os.PathLike,
     *,
-    quantization="none",
-    representative_data=None,
-    batch_size=1,
-    timesteps=None,
-    streaming=False,
-    external_state=False,
-    tolerance=None,
-):
+    quantization: Quantization | str = "none",
+    representative_data: np.ndarray | None = None,
+    batch_size: int = 1,
+    timesteps: int | None = None,
+    streaming: bool = False,
+    external_state: bool = False,
+    tolerance: float | None = None,
+) -> TFLiteReport:
     """Exports a Keras LSTM model to a fused, builtin-only TFLite file.
 
     Every LSTM (`keras_lstm.LSTM`, `keras.layers.LSTM`,
