@@ -1,0 +1,196 @@
+"""The examples run end to end (`--quick`) and do what they claim.
+
+Each example is a script with a `main(argv)`; the tests import it from
+examples/ and call `main` in-process, so TensorFlow is imported once.
+"""
+
+import importlib.util
+import json
+import math
+import pathlib
+
+import numpy as np
+import pytest
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+
+# Our layer and keras.layers.LSTM run the same float32 ops on the same
+# weights; test_layers holds the parity to this bound as well.
+PARITY_ATOL = 1e-5
+
+
+def load_example(name):
+    spec = importlib.util.spec_from_file_location(
+        f"example_{name}", EXAMPLES / f"{name}.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quickstart_matches_keras_lstm():
+    result = load_example("quickstart").main(["--quick"])
+    assert 0.0 <= result["accuracy"] <= 1.0
+    assert result["max_abs_error"] <= PARITY_ATOL, (
+        f"max abs error vs keras.layers.LSTM: {result['max_abs_error']:.3g}"
+    )
+
+
+@pytest.mark.slow
+def test_serving_saved_model_matches_keras(tmp_path):
+    from keras_lstm import export
+
+    if not hasattr(export, "to_saved_model"):
+        pytest.skip("keras_lstm.export.to_saved_model is not public yet")
+    errors = load_example("serving").main(["--quick", "--out", str(tmp_path)])
+    assert (tmp_path / "saved_model" / "saved_model.pb").is_file()
+    # Two sequence lengths through one signature: the time axis is dynamic.
+    assert sorted(errors) == [20, 35]
+    for timesteps, error in errors.items():
+        assert error <= PARITY_ATOL, f"T={timesteps}: max abs error {error:.3g}"
+
+
+@pytest.mark.slow
+def test_streaming_frame_by_frame_matches_whole_sequence(tmp_path):
+    errors = load_example("streaming").main(["--quick", "--out", str(tmp_path)])
+    assert (tmp_path / "streaming_none.tflite").is_file()
+    assert (tmp_path / "streaming_int8.tflite").is_file()
+    # float32: the fused kernel and Keras differ by float rounding only.
+    assert errors["none"] <= PARITY_ATOL, f"float32: {errors['none']:.3g}"
+    # int8: a sigmoid output quantized in steps of 1/256; to_tflite's own
+    # bound is 8 quanta + 5 % of the output range (<= 0.08 here).
+    assert errors["int8"] <= 0.08, f"int8: {errors['int8']:.3g}"
+
+
+@pytest.fixture(scope="module")
+def adding_quick(tmp_path_factory):
+    """One quick adding-problem run, shared with the vanishing gradient."""
+    out = tmp_path_factory.mktemp("adding_problem")
+    runs = load_example("adding_problem").main(["--quick", "--out", str(out)])
+    return out, runs
+
+
+@pytest.mark.slow
+def test_adding_problem_quick_lstm_learns(adding_quick):
+    out, runs = adding_quick
+    assert (out / "learning_curves.png").stat().st_size > 0
+    results = json.loads((out / "results.json").read_text())
+    assert math.isclose(results["baseline_mse"], 1 / 6)
+    kinds = {r["kind"] for r in results["results"]}
+    assert kinds == {"lstm", "simple_rnn"}
+    for row in results["results"]:
+        assert (out / f"{row['kind']}_T{row['timesteps']}.weights.h5").is_file()
+        curve = row["curve"]
+        assert len(curve["step"]) == len(curve["mse"]) >= 2
+        assert all(math.isfinite(m) for m in curve["mse"])
+    # "Same budget": the parameter counts are within 10 % of each other.
+    params = {r["kind"]: r["recurrent_params"] for r in results["results"]}
+    assert abs(params["lstm"] - params["simple_rnn"]) <= 0.1 * params["lstm"]
+    lstm = next(run for run in runs if run.kind == "lstm")
+    # From a random start (MSE ~1) to near the predict-the-mean baseline:
+    # 60 steps are enough to learn the mean, not to solve the task.
+    assert lstm.mse[-1] < lstm.mse[0]
+    assert lstm.mse[-1] < 0.5
+
+
+@pytest.mark.slow
+def test_vanishing_gradient_reuses_adding_problem_weights(
+    adding_quick, tmp_path
+):
+    weights, _ = adding_quick
+    module = load_example("vanishing_gradient")
+    summary = module.main(
+        ["--quick", "--weights", str(weights), "--out", str(tmp_path)]
+    )
+    assert (tmp_path / "vanishing_gradient.png").stat().st_size > 0
+    stages = {(row["model"], row["stage"]) for row in summary}
+    assert len(stages) == 4  # two models × (initialization, trained)
+    for row in summary:
+        norms = np.array(row["norms_by_t"])
+        assert norms.shape == (row["timesteps"],)
+        assert np.all(np.isfinite(norms)) and np.all(norms > 0)
+    saved = json.loads((tmp_path / "vanishing_gradient.json").read_text())
+    assert len(saved) == len(summary)
+
+
+def test_gradient_norms_against_finite_differences():
+    """‖∂h_T/∂x_t‖ from the tapes equals a finite-difference Jacobian."""
+    adding = load_example("adding_problem")
+    vanishing = load_example("vanishing_gradient")
+    timesteps = 6
+    model = adding.build_model("simple_rnn", timesteps)
+    x, _ = adding.make_batch(np.random.default_rng(0), 2, timesteps)
+    norms = vanishing.gradient_norms(model, x)
+    layer = model.get_layer("recurrent")
+    x64 = x.astype("float64")
+    epsilon = 1e-3
+    expected = np.zeros((2, timesteps))
+    for t in range(timesteps):
+        columns = []
+        for feature in range(2):
+            plus, minus = x64.copy(), x64.copy()
+            plus[:, t, feature] += epsilon
+            minus[:, t, feature] -= epsilon
+            difference = np.asarray(
+                layer(plus.astype("float32")), "float64"
+            ) - np.asarray(layer(minus.astype("float32")), "float64")
+            columns.append(difference / (2 * epsilon))
+        expected[:, t] = np.sqrt(sum(np.sum(c**2, axis=-1) for c in columns))
+    # Central differences in float32 with epsilon 1e-3: error ~1e-3
+    # relative from rounding (~1e-7 / 1e-3) and curvature (~epsilon²).
+    np.testing.assert_allclose(norms, expected.mean(axis=0), rtol=2e-2)
+
+
+@pytest.mark.slow
+def test_demo_quick_writes_the_report(tmp_path):
+    demo = load_example("demo")
+    assert demo.main(["--quick", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["failed"] == []
+    rows = report["results"]
+    for row in rows:
+        assert set(row) >= {
+            "dataset",
+            "variant",
+            "runtime",
+            "precision",
+            "accuracy",
+            "size_bytes",
+            "latency_ms",
+        }
+        assert isinstance(row["accuracy"], float)
+        assert 0.0 <= row["accuracy"] <= 1.0
+        if row["size_bytes"] is not None:
+            assert row["size_bytes"] > 0
+        if row["latency_ms"] is not None:
+            assert row["latency_ms"] > 0
+    datasets = {"JapaneseVowels", "BasicMotions"}
+    assert {row["dataset"] for row in rows} == datasets
+    skipped = {(s["dataset"], s["step"]) for s in report["skipped"]}
+    for dataset in datasets:
+        variants = {r["variant"] for r in rows if r["dataset"] == dataset}
+        assert {"keras float32", "keras float32 (keras.layers.LSTM)"} <= (
+            variants
+        )
+        expected = {
+            "litert float32": "export float32",
+            "litert dynamic": "export dynamic",
+            "litert int8": "export int8",
+            "tflite-micro int8": "export int8",
+        }
+        for variant, step in expected.items():
+            # Present unless the step was reported as skipped.
+            assert variant in variants or (dataset, step) in skipped
+        assert (tmp_path / f"gates_{dataset}.png").stat().st_size > 0
+    micro = [r for r in rows if r["variant"] == "tflite-micro int8"]
+    for row in micro:
+        assert row["arena_bytes"] > 0
+        assert 0.0 <= row["vela_npu_share"] <= 1.0
+    assert {c["variant"] for c in report["checks"]} == {
+        "litert int8",
+        "tflite-micro int8",
+    }
+    assert (tmp_path / "accuracy_vs_size.png").stat().st_size > 0
+    markdown = (tmp_path / "report.md").read_text()
+    assert "| variant | accuracy |" in markdown
+    assert "int8 within 1 point" in markdown
