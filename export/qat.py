@@ -90,8 +90,9 @@ class _Unsupported(Exception):
 def is_qat_model(model) -> bool:
     """Whether `model` is a tfmot QAT model (a tf_keras model with wrappers).
 
-    Cheap for anything else: it imports nothing unless tf_keras is already
-    loaded, so `to_tflite` can ask it about every model.
+    Cheap for anything else: it imports nothing unless tfmot is already
+    loaded (a QAT model cannot exist without it), so `to_tflite` can ask it
+    about every model.
 
     Args:
         model: Any object.
@@ -100,7 +101,10 @@ def is_qat_model(model) -> bool:
         `True` for a tf_keras model holding tfmot `QuantizeWrapper` layers,
         such as the one `quantize_model` returns.
     """
-    if isinstance(model, keras.Model) or "tf_keras" not in sys.modules:
+    if isinstance(model, keras.Model) or not {
+        "tf_keras",
+        "tensorflow_model_optimization",
+    } <= set(sys.modules):
         return False
     tf_keras = sys.modules["tf_keras"]
     if not isinstance(model, tf_keras.Model):
