@@ -4,7 +4,8 @@
 `UNIDIRECTIONAL_SEQUENCE_LSTM` op) and checks it against Keras;
 `load_tflite` runs it with float32 in and out. `run_tflite_micro`,
 `tflm_arena_size` and `vela_summary` check it on TFLite Micro and for Arm
-Ethos-U NPUs.
+Ethos-U NPUs. `to_saved_model` writes a standalone SavedModel with a dynamic
+batch that loads without keras_lstm.
 """
 
 from keras_lstm.export.quantization import Quantization
@@ -19,11 +20,18 @@ from keras_lstm.export.runtime import (
     tflm_arena_size,
     vela_summary,
 )
+from keras_lstm.export.saved_model import (
+    SavedModelReport,
+    SignatureTensor,
+    to_saved_model,
+)
 from keras_lstm.export.tflite import ExportError, TFLiteReport, to_tflite
 
 __all__ = [
     "ExportError",
     "Quantization",
+    "SavedModelReport",
+    "SignatureTensor",
     "TFLMArena",
     "TFLMResult",
     "TFLiteReport",
@@ -33,6 +41,7 @@ __all__ = [
     "load_tflite",
     "run_tflite_micro",
     "tflm_arena_size",
+    "to_saved_model",
     "to_tflite",
     "vela_summary",
 ]
