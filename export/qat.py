@@ -52,11 +52,21 @@ module imports it (through `qat_layers`) only inside `quantize_model`,
 import contextlib
 import importlib
 import inspect
+import os
 import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import keras
+import numpy as np
 
 from keras_lstm.export import lowering
+
+if TYPE_CHECKING:  # Never at run time: importing tf_keras is QAT's job.
+    import tf_keras
+
+    from keras_lstm.export.quantization import Quantization
+    from keras_lstm.export.tflite import TFLiteReport
 
 # Keyword arguments every tf_keras layer takes besides its own.
 _TF_KERAS_LAYER_KWARGS = frozenset(
@@ -87,7 +97,7 @@ class _Unsupported(Exception):
     """A layer (or one of its arguments) with no QAT twin; collected."""
 
 
-def is_qat_model(model) -> bool:
+def is_qat_model(model: object) -> bool:
     """Whether `model` is a tfmot QAT model (a tf_keras model with wrappers).
 
     Cheap for anything else: it imports nothing unless tfmot is already
@@ -114,7 +124,7 @@ def is_qat_model(model) -> bool:
 
 
 @contextlib.contextmanager
-def quantize_scope():
+def quantize_scope() -> Iterator[None]:
     """tfmot's `quantize_scope` with keras_lstm's QAT classes.
 
     Use it to load a QAT model saved in HDF5 (`qat_model.save("qat.h5")`;
@@ -361,7 +371,7 @@ def _check_model(model):
     lowering.check_model(model)
 
 
-def quantize_model(model):
+def quantize_model(model: keras.Model) -> "tf_keras.Model":
     """A tfmot QAT model of a trained Keras 3 LSTM model.
 
     Rebuilds `model` in tf_keras with the same layers, names and weights
@@ -552,7 +562,9 @@ def _check_qat_model(qat_model):
         )
 
 
-def to_keras3(qat_model, *, like=None):
+def to_keras3(
+    qat_model: "tf_keras.Model", *, like: keras.Model | None = None
+) -> keras.Model:
     """The Keras 3 model with the QAT model's fine-tuned float weights.
 
     Args:
@@ -610,14 +622,14 @@ def to_keras3(qat_model, *, like=None):
 
 
 def qat_to_tflite(
-    qat_model,
-    path,
+    qat_model: "tf_keras.Model",
+    path: str | os.PathLike,
     *,
-    representative_data,
-    quantization="int8",
-    like=None,
+    representative_data: np.ndarray,
+    quantization: "str | Quantization" = "int8",
+    like: keras.Model | None = None,
     **options,
-):
+) -> "TFLiteReport":
     """Writes the fused, full-integer TFLite file of a fine-tuned QAT model.
 
     `to_keras3(qat_model)` followed by `keras_lstm.export.to_tflite`, which
