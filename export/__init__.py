@@ -5,9 +5,12 @@
 `load_tflite` runs it with float32 in and out. `run_tflite_micro`,
 `tflm_arena_size` and `vela_summary` check it on TFLite Micro and for Arm
 Ethos-U NPUs. `to_saved_model` writes a standalone SavedModel with a dynamic
-batch that loads without keras_lstm.
+batch that loads without keras_lstm. `quantize_model` prepares a model for
+quantization-aware training with tensorflow-model-optimization; `to_tflite`
+takes the fine-tuned result.
 """
 
+from keras_lstm.export.qat import qat_to_tflite, quantize_model, to_keras3
 from keras_lstm.export.quantization import Quantization
 from keras_lstm.export.runtime import (
     TensorInfo,
@@ -39,8 +42,11 @@ __all__ = [
     "TensorInfo",
     "VelaSummary",
     "load_tflite",
+    "qat_to_tflite",
+    "quantize_model",
     "run_tflite_micro",
     "tflm_arena_size",
+    "to_keras3",
     "to_saved_model",
     "to_tflite",
     "vela_summary",

@@ -27,7 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_lstm.export import lowering, runtime
+from keras_lstm.export import lowering, qat, runtime
 from keras_lstm.export.quantization import (
     Quantization,
     configure_converter,
@@ -484,7 +484,8 @@ def to_tflite(
 
     Args:
         model: A built Sequential or Functional Keras model with one float32
-            input `(batch, time, features)` and one output.
+            input `(batch, time, features)` and one output, or a QAT model
+            from `keras_lstm.export.quantize_model` (integer modes only).
         path: Where to write the `.tflite` file. Its directory must exist;
             an existing file is replaced only on success.
         quantization: A `Quantization` or its value: `"none"`, `"float16"`,
@@ -539,6 +540,18 @@ def to_tflite(
             "op. Use streaming=True without external_state for integer "
             "files, or a float quantization."
         )
+    if qat.is_qat_model(model):
+        # A tfmot model is tf_keras; its fine-tuned weights go back into the
+        # Keras 3 architecture, which lowers and calibrates (see qat.py for
+        # why the QAT ranges themselves cannot reach the fused op).
+        if not quantization.is_integer:
+            raise ValueError(
+                "Received a QAT model with quantization="
+                f"{quantization.value!r}. A QAT model is trained for integer "
+                "inference: use 'int8' (or 'int16x8'), or export "
+                "keras_lstm.export.to_keras3(qat_model) for a float file."
+            )
+        model = qat.to_keras3(model)
     shape = _model_input(model)
     features = shape[2]
     data = _check_representative_data(

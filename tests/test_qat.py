@@ -317,8 +317,12 @@ def exported(tmp_path_factory):
     qat_model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     qat_model.fit(x_train, y_train, epochs=1, batch_size=32, verbose=0)
     path = str(tmp_path_factory.mktemp("qat") / "qat_int8.tflite")
-    report = qat.qat_to_tflite(
-        qat_model, path, representative_data=x_train[:128]
+    # The entry point: to_tflite takes the QAT model itself.
+    report = keras_lstm.export.to_tflite(
+        qat_model,
+        path,
+        quantization="int8",
+        representative_data=x_train[:128],
     )
 
     def accuracy(p):
@@ -347,6 +351,17 @@ def test_int8_file_is_fused_builtin_and_int8(exported):
     assert not [op for op in ops if op.startswith("Flex")], ops
     assert report.input_dtypes == ("int8",)
     assert report.output_dtypes == ("int8",)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["none", "float16", "dynamic"])
+def test_to_tflite_refuses_float_modes_for_qat(exported, mode, tmp_path):
+    path = tmp_path / "float.tflite"
+    with pytest.raises(ValueError, match="QAT model.*'int8'"):
+        keras_lstm.export.to_tflite(
+            exported["qat_model"], path, quantization=mode
+        )
+    assert not path.exists()
 
 
 @pytest.mark.slow
