@@ -1,7 +1,9 @@
 """Tests for the `keras-lstm` console script (keras_lstm.export.cli).
 
-Every test runs the installed console script in a subprocess, as a user
-would: exit codes, stdout and stderr are what is asserted.
+The success paths, `--help` and one user error run the installed console
+script in a subprocess, as a user would. The other user errors call the
+same `main(argv)` in-process: each subprocess spends 5-20 s importing
+TensorFlow, which would make this file the slowest of the suite.
 """
 
 import fcntl
@@ -20,10 +22,8 @@ import pytest
 import tensorflow as tf
 
 import keras_lstm
-from keras_lstm.export import load_tflite
+from keras_lstm.export import cli, load_tflite
 from keras_lstm.export.quantization import Quantization
-
-pytestmark = pytest.mark.slow  # Each run imports TensorFlow (~5 s).
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 VENV_BIN = pathlib.Path(sys.executable).parent
@@ -155,25 +155,40 @@ USER_ERRORS = {
 }
 
 
+def _assert_one_line_user_error(code, stdout, stderr, message):
+    assert code == 2, stderr[-2000:]
+    lines = _own_stderr_lines(stderr)
+    assert len(lines) == 1, stderr[-2000:]
+    assert lines[0].startswith("keras-lstm: error: "), lines
+    assert message in lines[0], lines
+    assert "Traceback" not in stderr
+    assert stdout == ""
+
+
 @pytest.mark.parametrize(
     "args, message", USER_ERRORS.values(), ids=USER_ERRORS.keys()
 )
 def test_user_error_is_one_line_and_nonzero(
-    console_script, files, args, message
+    files, args, message, capsys, monkeypatch
 ):
+    monkeypatch.chdir(files)
     before = sorted(os.listdir(files))
-    result = _run(console_script, *args, cwd=files)
-
-    assert result.returncode == 2, result.stderr[-2000:]
-    lines = _own_stderr_lines(result.stderr)
-    assert len(lines) == 1, result.stderr[-2000:]
-    assert lines[0].startswith("keras-lstm: error: "), lines
-    assert message in lines[0], lines
-    assert "Traceback" not in result.stderr
-    assert result.stdout == ""
+    code = cli.main(args)
+    captured = capsys.readouterr()
+    _assert_one_line_user_error(code, captured.out, captured.err, message)
     assert sorted(os.listdir(files)) == before
 
 
+@pytest.mark.slow
+def test_console_script_user_error_has_no_traceback(console_script, files):
+    args, message = USER_ERRORS["missing-model"]
+    result = _run(console_script, *args, cwd=files)
+    _assert_one_line_user_error(
+        result.returncode, result.stdout, result.stderr, message
+    )
+
+
+@pytest.mark.slow
 def test_help_lists_commands_and_examples(console_script, files):
     result = _run(console_script, "--help", cwd=files)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -228,6 +243,7 @@ def int8_export(console_script, files):
     return result, b"".join(chunks).decode(errors="replace"), out
 
 
+@pytest.mark.slow
 def test_export_int8_shows_calibration_progress(int8_export, files):
     result, terminal, out = int8_export
 
@@ -253,6 +269,7 @@ def test_export_int8_shows_calibration_progress(int8_export, files):
     assert error <= tolerance, f"max abs error {error} > {tolerance}"
 
 
+@pytest.mark.slow
 def test_export_saved_model(console_script, files, tmp_path):
     out = tmp_path / "served"
     result = _run(
@@ -278,6 +295,7 @@ def test_export_saved_model(console_script, files, tmp_path):
     assert error <= 1e-5, error
 
 
+@pytest.mark.slow
 def test_inspect_reports_ops_tensors_arena_and_vela(
     console_script, files, int8_export
 ):
