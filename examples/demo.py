@@ -15,8 +15,8 @@ the demo
 2. trains `Input → keras_lstm.LSTM → Dense(softmax)`, and the same model
    with `keras.layers.LSTM` from the same initial weights, timing epochs;
 3. exports float32, dynamic-range and int8 (post-training quantization;
-   quantization-aware training too once `keras_lstm.export.quantize_model`
-   exists) TFLite files with `keras_lstm.export.to_tflite`;
+   and after quantization-aware training: `keras_lstm.export.quantize_model`
+   and a short fine-tune) TFLite files with `keras_lstm.export.to_tflite`;
 4. measures accuracy on the official test split with Keras, LiteRT and
    TFLite Micro; file size; LiteRT latency per sequence; TFLite Micro's
    tensor arena; and what Arm Vela makes of the int8 file for an Ethos-U55;
@@ -296,14 +296,6 @@ def to_keras3(qat):
     return _export_api("to_keras3")(qat)
 
 
-def export_qat(qat, path, data):
-    """The calibrated int8 file of a QAT model (export.qat_to_tflite)."""
-    qat_to_tflite = _export_api("qat_to_tflite")
-    return qat_to_tflite(
-        qat, path, representative_data=data.x_train, batch_size=1
-    )
-
-
 # ---------------------------------------------------------------------------
 # The run.
 
@@ -449,8 +441,10 @@ def run_dataset(spec, args, out, recorder):
     )
     if qat is not None:
         path = folder / "model_int8_qat.tflite"
+        # to_tflite moves the fine-tuned weights back into the Keras 3
+        # model, lowers it and calibrates, as for post-training int8.
         report = recorder.attempt(
-            name, "export int8 (QAT)", export_qat, qat, path, data
+            name, "export int8 (QAT)", export_tflite, qat, path, "int8", data
         )
         if report is not None:
             files["int8 (QAT)"] = (path, report)
