@@ -726,7 +726,7 @@ def markdown_report(payload):
                 vela_cell = (
                     f"{r['vela_cpu_ops']} / "
                     f"{_fmt(100 * r['vela_npu_share'], '.0f')}%, "
-                    f"{r['vela_inference_ms']:.3g} ms est."
+                    f"{r['vela_inference_ms']:.2f} ms est."
                 )
             size = r["size_bytes"]
             lines.append(

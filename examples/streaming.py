@@ -10,8 +10,10 @@ The model here is an online detector: for every frame of a random walk it
 says whether the walk so far is above zero
 (`keras_lstm.LSTM(16, return_sequences=True) → Dense(1, sigmoid)`). Its
 input has no fixed length, so the file serves streams of any length. The
-demo exports float32 and int8 files, streams the test sequences frame by
-frame and prints how far each is from Keras on the whole sequence.
+script exports float32 and int8 files, streams the test sequences frame by
+frame and prints how far each is from Keras on the whole sequence: float32
+agrees to rounding (~1e-7); int8 rounds the state at every frame, and after
+full training we measured up to ~0.09 on the output probability.
 
 Usage:
     python examples/streaming.py
@@ -29,6 +31,9 @@ import keras_lstm
 from keras_lstm import export
 
 TIMESTEPS, FEATURES, UNITS = 50, 2, 16
+# Calibration sequences for int8. With 64, the trained model's int8 file
+# missed to_tflite's tolerance (0.113 against 0.081 on the check batch).
+CALIBRATION = 512
 
 
 def make_data(rng, n):
@@ -88,7 +93,7 @@ def main(argv=None):
             model,
             path,
             quantization=quantization,
-            representative_data=x_train[:64],
+            representative_data=x_train[:CALIBRATION],
             streaming=True,
         )
         runner = export.load_tflite(path)
