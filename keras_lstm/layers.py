@@ -253,17 +253,8 @@ class LSTMCell(keras.layers.Layer, _DropoutRNNCell):
                 "width."
             )
 
-    def projected_inputs(self, inputs, training=False, time_major=False):
-        """`x W` for a step or a sequence, with the input dropout mask.
-
-        Without recurrent dropout one mask covers all four gates (shape
-        `(batch, features)`), so a whole sequence is projected in one product.
-
-        Args:
-            inputs: `(batch, features)`, or a sequence `(batch, time,
-                features)`, or `(time, batch, features)` with `time_major`.
-            training: whether to apply the input dropout mask.
-            time_major: layout of a sequence `inputs`.
+    def _projected_inputs(self, inputs, training=False):
+        """`x_t W` for one step, with the input dropout mask.
 
         Returns:
             `(projected, bias)`: the bias still to add after `h U` (Keras's
@@ -271,20 +262,9 @@ class LSTMCell(keras.layers.Layer, _DropoutRNNCell):
             per-gate order under recurrent dropout).
         """
         if training and self.dropout > 0:
-            sequence = len(inputs.shape) == 3
-            step = inputs
-            if sequence:
-                step = inputs[0] if time_major else inputs[:, 0, :]
-            mask = self.get_dropout_mask(step)
+            mask = self.get_dropout_mask(inputs)
             if isinstance(mask, (list, tuple)):
-                if sequence:
-                    raise NotImplementedError(
-                        "Per-gate dropout masks act step by step; the "
-                        "layer routes recurrent dropout to the generic path."
-                    )
                 return self._per_gate_input_projection(inputs, mask), None
-            if sequence:
-                mask = mask[None, :, :] if time_major else mask[:, None, :]
             inputs = inputs * mask
         return recurrence.project_inputs(inputs, self.kernel), self.bias
 
@@ -322,7 +302,7 @@ class LSTMCell(keras.layers.Layer, _DropoutRNNCell):
             )
         self.check_feature_size(inputs.shape[-1])
         h_prev, c_prev = states[0], states[1]
-        projected, bias = self.projected_inputs(inputs, training=training)
+        projected, bias = self._projected_inputs(inputs, training=training)
         gates = recurrence.lstm_step(
             projected,
             h_prev,
@@ -410,7 +390,6 @@ def lowering(sequence_fn):
 class SequencePath:
     """How `LSTM` runs a sequence; see `LSTM.sequence_path`."""
 
-    PROJECTED = "projected"
     GENERIC = "generic"
     LOWERED = "lowered"
 
@@ -431,13 +410,14 @@ class LSTM(keras.layers.RNN):
     It takes the arguments of `keras.layers.LSTM` (but `use_cudnn`), has the
     same weights and gives the same numbers.
 
-    Two paths compute the same thing; `sequence_path` tells which one runs:
-
-    - `"projected"` (default): `x W + b` for all steps in one matrix product
-      before the loop, so the recurrence carries only `h U`.
-    - `"generic"`: `keras.layers.RNN`'s loop over `LSTMCell`, step by step.
-      It is used with a `mask`, with `unroll=True`, and when training with
-      `recurrent_dropout`, whose per-gate masks act inside the recurrence.
+    It runs `keras.layers.RNN`'s loop over `LSTMCell` (`sequence_path()`
+    is `"generic"`). Its `inner_loop` is the seam for other implementations:
+    `keras_lstm.export` routes it to TFLite's fused LSTM while exporting
+    (`"lowered"`). A projected path (`x W` for all steps in one product
+    before the loop) was measured and removed: on 2 CPU cores it trained at
+    0.98x and inferred at 0.91-0.93x the speed of `keras.layers.LSTM`, whose
+    loop already overlaps `x_t W` with the recurrence
+    (`benchmarks/speed.py`).
 
     Args:
         units: Positive integer, dimensionality of the output space.
@@ -610,44 +590,23 @@ class LSTM(keras.layers.RNN):
 
     def sequence_path(self, mask=None, training=False):
         """Which implementation runs for this call: a `SequencePath` value."""
+        del mask, training  # Both paths take every configuration.
         if _LOWERING.get() is not None:
             return SequencePath.LOWERED
-        if mask is not None or self.unroll:
-            return SequencePath.GENERIC
-        if training and self.cell.recurrent_dropout > 0:
-            return SequencePath.GENERIC
-        return SequencePath.PROJECTED
+        return SequencePath.GENERIC
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if keras.tree.is_nested(mask):
             mask = mask[0]
-        path = self.sequence_path(mask=mask, training=training)
-        if path == SequencePath.LOWERED:
+        if self.sequence_path(mask=mask, training=training) == (
+            SequencePath.LOWERED
+        ):
             return _LOWERING.get()(
                 self, sequences, initial_state, mask, training
             )
-        if path == SequencePath.GENERIC:
-            return super().inner_loop(
-                sequences, initial_state, mask=mask, training=training
-            )
-        projected, bias = self.cell.projected_inputs(
-            tf.transpose(sequences, [1, 0, 2]),
-            training=training,
-            time_major=True,
+        return super().inner_loop(
+            sequences, initial_state, mask=mask, training=training
         )
-        last_output, outputs, h, c = recurrence.lstm_sequence(
-            projected,
-            initial_state[0],
-            initial_state[1],
-            self.cell.recurrent_kernel,
-            self.cell.activation,
-            self.cell.recurrent_activation,
-            bias=bias,
-            go_backwards=self.go_backwards,
-            return_sequences=self.return_sequences,
-            time_major=True,
-        )
-        return last_output, outputs, [h, c]
 
     @property
     def units(self):

@@ -1,10 +1,10 @@
 """The LSTM recurrence, written once.
 
-Every implementation in this package (the Keras 3 cell, the fast sequence
-path of `keras_lstm.LSTM`, the function that TFLite fuses into
-`UNIDIRECTIONAL_SEQUENCE_LSTM`, and the tf_keras twin used for QAT) computes
-a step through `lstm_step` and a sequence through `lstm_sequence`. There is no
-second copy of the gate math.
+Every implementation in this package (the Keras 3 cell, which
+`keras_lstm.LSTM` runs; the function that TFLite fuses into
+`UNIDIRECTIONAL_SEQUENCE_LSTM`, whose body is `lstm_sequence`; the tf_keras
+twin used for QAT; gate introspection) computes a step through `lstm_step`.
+There is no second copy of the gate math.
 
 Weights follow Keras: `kernel (input_dim, 4 * units)`,
 `recurrent_kernel (units, 4 * units)`, `bias (4 * units,)`, gates in the order
@@ -113,18 +113,17 @@ def lstm_sequence(
     bias=None,
     go_backwards=False,
     return_sequences=True,
-    time_major=False,
 ):
     """Runs `lstm_step` over a whole pre-projected sequence.
 
     The loop carries only `h_{t-1} U`; the input projection was done for all
-    steps at once by `project_inputs`. It is a `tf.while_loop` over a
-    time-major `TensorArray`, which XLA compiles and which TFLite's converter
-    replaces wholesale when the caller is the fused-LSTM function.
+    steps at once by `project_inputs`. It is the body of the function that
+    TFLite's converter replaces wholesale by `UNIDIRECTIONAL_SEQUENCE_LSTM`
+    (`keras_lstm.export.lowering`), and what that function computes wherever
+    TensorFlow runs it.
 
     Args:
-        projected_inputs: `(batch, time, 4 * units)`, `x W` for every step,
-            or `(time, batch, 4 * units)` with `time_major`.
+        projected_inputs: `(batch, time, 4 * units)`, `x W` for every step.
         h0: `(batch, units)` initial hidden state.
         c0: `(batch, units)` initial cell state.
         recurrent_kernel: `(units, 4 * units)`.
@@ -134,18 +133,12 @@ def lstm_sequence(
         go_backwards: process the sequence from its last step to its first;
             the outputs are then in processing (reversed) order, as in Keras.
         return_sequences: whether to collect the output of every step.
-        time_major: whether `projected_inputs` is time-major. Projecting
-            time-major inputs (transposing `x`, not `x W`) moves 4 * units /
-            features times less data; the outputs stay batch-major.
 
     Returns:
         `(last_output, outputs, h, c)`. `outputs` is `(batch, time, units)`
         when `return_sequences`, else `last_output[:, None, :]`.
     """
-    if time_major:
-        time_major = projected_inputs
-    else:
-        time_major = tf.transpose(projected_inputs, [1, 0, 2])
+    time_major = tf.transpose(projected_inputs, [1, 0, 2])
     if go_backwards:
         time_major = tf.reverse(time_major, [0])
     steps = tf.shape(time_major)[0]

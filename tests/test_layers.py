@@ -1,9 +1,10 @@
 """`LSTMCell` and `LSTM` against `keras.layers.LSTM`, the reference.
 
 Tolerances (float32):
-- forward: max abs error <= 1e-6. Both sides do the same float32 products and
-  differ only in the order of the additions `xW + hU + b`, worth a few ulp;
-  after 50 steps that stays under 1e-6 for outputs in [-1, 1].
+- forward: max abs error <= 1e-6, the issue's budget. Both sides do the same
+  float32 operations in the same order, so today the error is 0; the budget
+  leaves room for a BLAS that blocks products differently, not for a bug
+  (a wrong gate order or bias is off by 1e-2 or more).
 - gradients: |ours - ref| <= 1e-5 * max(1, |ref|), element-wise; backprop
   through 50 steps accumulates more rounding than the forward pass.
 - training: 20 Adam steps give losses equal within 1e-4 relative.
@@ -39,20 +40,15 @@ def _ours(kind, units, **kwargs):
     return keras.layers.RNN(keras_lstm.LSTMCell(units, **cell_kwargs), **kwargs)
 
 
-def _fixed_weights(layer, rng):
-    """Seeded weights at the scale of Keras's initializers.
+def _fixed_weights(layer, rng, scale=0.5):
+    """Seeded weights, larger than Keras's initializers give.
 
-    Matrices get std 1/sqrt(fan_in), like glorot / orthogonal; biases std
-    0.5. Much larger recurrent weights (spectral radius >> 1) make the
-    recurrence chaotic: it then amplifies a 1-ulp difference in summation
-    order (BLAS blocks a 200-row product differently from a 4-row one)
-    exponentially with time, which measures chaos, not parity.
+    With recurrent weights of std 0.5 the recurrence is near-chaotic over 50
+    steps and amplifies any difference in the order of float32 operations,
+    so these tests also pin down that we compute in Keras's order.
     """
     return [
-        (
-            rng.standard_normal(w.shape)
-            * (0.5 if len(w.shape) == 1 else 1.0 / np.sqrt(w.shape[0]))
-        ).astype("float32")
+        (scale * rng.standard_normal(w.shape)).astype("float32")
         for w in layer.get_weights()
     ]
 
@@ -387,26 +383,26 @@ def test_cell_single_step_matches_keras(rng):
     _assert_close_forward(ours(x, states), reference(x, states))
 
 
-# Which path runs is a routing rule; each rule is asserted here.
+# Which path runs is a routing rule; each rule is asserted here. Without a
+# lowering every configuration runs Keras's step-by-step loop over our cell.
 @pytest.mark.parametrize(
-    "kwargs,mask,training,expected",
+    "kwargs,mask,training",
     [
-        ({}, None, False, SequencePath.PROJECTED),
-        ({}, None, True, SequencePath.PROJECTED),
-        ({"dropout": 0.2}, None, True, SequencePath.PROJECTED),
-        ({"recurrent_dropout": 0.2}, None, False, SequencePath.PROJECTED),
-        ({"recurrent_dropout": 0.2}, None, True, SequencePath.GENERIC),
-        ({"unroll": True}, None, False, SequencePath.GENERIC),
-        ({}, "mask", False, SequencePath.GENERIC),
-        ({"go_backwards": True}, None, False, SequencePath.PROJECTED),
-        ({"stateful": True}, None, False, SequencePath.PROJECTED),
+        ({}, None, False),
+        ({"dropout": 0.2}, None, True),
+        ({"recurrent_dropout": 0.2}, None, True),
+        ({"unroll": True}, None, False),
+        ({}, "mask", False),
+        ({"go_backwards": True}, None, False),
     ],
 )
-def test_sequence_path_routing(kwargs, mask, training, expected, monkeypatch):
+def test_sequence_path_routing(kwargs, mask, training, monkeypatch):
     layer = keras_lstm.LSTM(3, **kwargs)
     x = np.ones((2, 4, FEATURES), "float32")
     mask = np.ones((2, 4), bool) if mask else None
-    assert layer.sequence_path(mask=mask, training=training) == expected
+    assert layer.sequence_path(mask=mask, training=training) == (
+        SequencePath.GENERIC
+    )
     generic_calls = []
     original = keras.layers.RNN.inner_loop
 
@@ -416,7 +412,7 @@ def test_sequence_path_routing(kwargs, mask, training, expected, monkeypatch):
 
     monkeypatch.setattr(keras.layers.RNN, "inner_loop", spy)
     layer(x, mask=mask, training=training)
-    assert bool(generic_calls) == (expected == SequencePath.GENERIC)
+    assert generic_calls == [layer.name]
 
 
 def test_lowering_context_routes_and_restores():
@@ -434,7 +430,7 @@ def test_lowering_context_routes_and_restores():
         with pytest.raises(NotImplementedError, match="sentinel"):
             layer(x)
     assert seen == [layer]
-    assert layer.sequence_path() == SequencePath.PROJECTED
+    assert layer.sequence_path() == SequencePath.GENERIC
 
 
 def _init_parameters(cls):
