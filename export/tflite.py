@@ -22,6 +22,7 @@ import math
 import numbers
 import os
 import tempfile
+import warnings
 
 import keras
 import numpy as np
@@ -411,6 +412,32 @@ def _check_content(content, *, expected_lstm_ops, external):
     return ops, fused
 
 
+def _unquantized_lstm_ops(content, quantization):
+    """Fused LSTM ops whose gate weights `quantization` left in float32.
+
+    The converter quantizes a weight only from 1,024 elements on, and the
+    fused op stores one weight tensor per gate: with features x units (or
+    units x units) under 1,024, "dynamic" and "float16" leave the LSTM float.
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    if quantization not in (Quantization.DYNAMIC, Quantization.FLOAT16):
+        return 0
+    subgraph = schema.Model.GetRootAsModel(content, 0).Subgraphs(0)
+    ops = runtime.op_names(content)
+    count = 0
+    for i in range(subgraph.OperatorsLength()):
+        if ops[i] not in _FUSED_OPS:
+            continue
+        # Inputs 1-8: the input-to-gate and recurrent-to-gate weights.
+        operator = subgraph.Operators(i)
+        weights = [operator.Inputs(k) for k in range(1, 9)]
+        types = {subgraph.Tensors(t).Type() for t in weights if t >= 0}
+        if types == {schema.TensorType.FLOAT32}:
+            count += 1
+    return count
+
+
 def _check_fixed_shapes(content):
     from tensorflow.lite.python import schema_py_generated as schema
 
@@ -602,6 +629,18 @@ def to_tflite(
     ops, fused = _check_content(
         content, expected_lstm_ops=lstm_calls, external=external_state
     )
+    unquantized = _unquantized_lstm_ops(content, quantization)
+    if unquantized:
+        # Not an error (the file is correct, only larger), but never silent.
+        warnings.warn(
+            f"quantization={quantization.value!r} left the weights of "
+            f"{unquantized} of {fused} fused LSTM op(s) in float32: the "
+            "converter quantizes only weights of 1,024 elements or more, and "
+            "the fused op stores one weight per gate (features x units and "
+            "units x units). The file is correct but no smaller for them; "
+            "use 'int8' to quantize small LSTMs.",
+            stacklevel=2,
+        )
 
     # 6-7. Verify on LiteRT from a temporary file, then move it into place.
     check = _check_batch(

@@ -224,6 +224,38 @@ def test_dynamic_range_file_is_smaller(classifier, tmp_path):
     assert dynamic.size_bytes < plain.size_bytes, (dynamic, plain)
 
 
+def test_dynamic_range_quantizing_nothing_is_not_silent(tmp_path, rng):
+    # 4 units: every per-gate weight is under the converter's 1,024-element
+    # threshold, so the LSTM stays float32 under "dynamic".
+    inputs = keras.Input((T, F))
+    model = keras.Model(inputs, keras_lstm.LSTM(4)(inputs))
+    with pytest.warns(UserWarning, match="left the weights of 1 of 1 fused"):
+        report = to_tflite(
+            _seeded(model, rng), tmp_path / "t.tflite", quantization="dynamic"
+        )
+    assert report.max_abs_error <= FLOAT_ATOL, report
+
+
+def test_dynamic_range_warning_counts_the_float_lstms(classifier, tmp_path):
+    # The first LSTM reads F=3 features; the second, 32 x 32 per gate.
+    model, _ = classifier
+    with pytest.warns(UserWarning, match="left the weights of 1 of 2 fused"):
+        to_tflite(model, tmp_path / "dyn.tflite", quantization="dynamic")
+
+
+def test_dynamic_range_that_quantizes_every_lstm_does_not_warn(tmp_path, rng):
+    import warnings
+
+    inputs = keras.Input((T, 32))
+    model = keras.Model(inputs, keras_lstm.LSTM(32)(inputs))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*left the weights.*")
+        report = to_tflite(
+            _seeded(model, rng), tmp_path / "q.tflite", quantization="dynamic"
+        )
+    assert report.max_abs_error <= report.tolerance, report
+
+
 def _streaming_model(rng, time):
     inputs = keras.Input((time, F))
     x = keras.layers.LSTM(4, return_sequences=True)(inputs)
