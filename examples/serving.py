@@ -68,11 +68,7 @@ def main(argv=None):
         verbose=2,
     )
 
-    to_saved_model = getattr(export, "to_saved_model", None)
-    if to_saved_model is None:
-        print("skipped: keras_lstm.export.to_saved_model does not exist yet.")
-        return None
-    report = to_saved_model(model, out / "saved_model", overwrite=True)
+    report = export.to_saved_model(model, out / "saved_model", overwrite=True)
     print(f"\nWrote {report.path} ({report.size_bytes} bytes).")
     print(f"signature {report.signature!r}:")
     for tensor in report.inputs:
