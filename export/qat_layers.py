@@ -200,54 +200,30 @@ class TwinLSTMCell(_DropoutRNNCellMixin, _BaseRandomLayer):
             self.bias = None
         self.built = True
 
-    def _projected_inputs(self, inputs, training):
-        # Same dropout layout as keras_lstm.LSTMCell: one input mask for all
-        # gates, or one per gate once recurrent dropout is on.
-        per_gate = self.recurrent_dropout > 0
-        masks = self.get_dropout_mask_for_cell(
-            inputs, training, count=4 if per_gate else 1
-        )
-        if masks is None:
-            return recurrence.project_inputs(inputs, self.kernel, self.bias)
-        if not per_gate:
-            return recurrence.project_inputs(
-                inputs * masks, self.kernel, self.bias
-            )
-        kernels = tf.split(self.kernel, 4, axis=1)
-        biases = tf.split(self.bias, 4) if self.use_bias else [None] * 4
-        return tf.concat(
-            [
-                recurrence.project_inputs(inputs * m, k, b)
-                for m, k, b in zip(masks, kernels, biases, strict=True)
-            ],
-            axis=-1,
-        )
-
-    def _recurrent_projection(self, h_prev, training):
-        masks = self.get_recurrent_dropout_mask_for_cell(
-            h_prev, training, count=4
-        )
-        if masks is None:
-            return None
-        kernels = tf.split(self.recurrent_kernel, 4, axis=1)
-        return tf.concat(
-            [
-                tf.matmul(h_prev * m, u)
-                for m, u in zip(masks, kernels, strict=True)
-            ],
-            axis=-1,
-        )
-
     def call(self, inputs, states, training=None):
         h_prev, c_prev = states[0], states[1]
+        # Same dropout layout as keras_lstm.LSTMCell: one input mask for all
+        # gates, or one per gate once recurrent dropout is on.
+        input_mask = self.get_dropout_mask_for_cell(
+            inputs, training, count=4 if self.recurrent_dropout > 0 else 1
+        )
+        recurrent_masks = self.get_recurrent_dropout_mask_for_cell(
+            h_prev, training, count=4
+        )
+        projected, bias = recurrence.project_inputs_with_dropout(
+            inputs, self.kernel, self.bias, input_mask
+        )
         gates = recurrence.lstm_step(
-            self._projected_inputs(inputs, training),
+            projected,
             h_prev,
             c_prev,
             self.recurrent_kernel,
             self.activation,
             self.recurrent_activation,
-            recurrent_projection=self._recurrent_projection(h_prev, training),
+            bias=bias,
+            recurrent_projection=recurrence.project_recurrent_with_dropout(
+                h_prev, self.recurrent_kernel, recurrent_masks
+            ),
         )
         c = self.cell_state_quantize(gates.c)
         h = self.hidden_state_quantize(gates.h)

@@ -10,7 +10,6 @@ import contextvars
 import numbers
 
 import keras
-import tensorflow as tf
 
 from keras_lstm import recurrence
 
@@ -253,47 +252,6 @@ class LSTMCell(keras.layers.Layer, _DropoutRNNCell):
                 "width."
             )
 
-    def _projected_inputs(self, inputs, training=False):
-        """`x_t W` for one step, with the input dropout mask.
-
-        Returns:
-            `(projected, bias)`: the bias still to add after `h U` (Keras's
-            order), or `None` when `projected` already holds it (Keras's
-            per-gate order under recurrent dropout).
-        """
-        if training and self.dropout > 0:
-            mask = self.get_dropout_mask(inputs)
-            if isinstance(mask, (list, tuple)):
-                return self._per_gate_input_projection(inputs, mask), None
-            inputs = inputs * mask
-        return recurrence.project_inputs(inputs, self.kernel), self.bias
-
-    def _per_gate_input_projection(self, inputs, masks):
-        # Keras's order under recurrent dropout (its implementation=1):
-        # x_g = (x * mask_g) W_g + b_g for each gate g, bias before h U.
-        kernels = tf.split(self.kernel, 4, axis=1)
-        biases = tf.split(self.bias, 4) if self.use_bias else [None] * 4
-        return tf.concat(
-            [
-                recurrence.project_inputs(inputs * m, k, b)
-                for m, k, b in zip(masks, kernels, biases, strict=True)
-            ],
-            axis=-1,
-        )
-
-    def _recurrent_projection(self, h_prev, training):
-        if not (training and self.recurrent_dropout > 0):
-            return None
-        masks = self.get_recurrent_dropout_mask(h_prev)
-        kernels = tf.split(self.recurrent_kernel, 4, axis=1)
-        return tf.concat(
-            [
-                tf.matmul(h_prev * m, u)
-                for m, u in zip(masks, kernels, strict=True)
-            ],
-            axis=-1,
-        )
-
     def call(self, inputs, states, training=False):
         if len(inputs.shape) != 2:
             raise ValueError(
@@ -302,7 +260,14 @@ class LSTMCell(keras.layers.Layer, _DropoutRNNCell):
             )
         self.check_feature_size(inputs.shape[-1])
         h_prev, c_prev = states[0], states[1]
-        projected, bias = self._projected_inputs(inputs, training=training)
+        input_mask = recurrent_masks = None
+        if training and self.dropout > 0:
+            input_mask = self.get_dropout_mask(inputs)
+        if training and self.recurrent_dropout > 0:
+            recurrent_masks = self.get_recurrent_dropout_mask(h_prev)
+        projected, bias = recurrence.project_inputs_with_dropout(
+            inputs, self.kernel, self.bias, input_mask
+        )
         gates = recurrence.lstm_step(
             projected,
             h_prev,
@@ -311,7 +276,9 @@ class LSTMCell(keras.layers.Layer, _DropoutRNNCell):
             self.activation,
             self.recurrent_activation,
             bias=bias,
-            recurrent_projection=self._recurrent_projection(h_prev, training),
+            recurrent_projection=recurrence.project_recurrent_with_dropout(
+                h_prev, self.recurrent_kernel, recurrent_masks
+            ),
         )
         return gates.h, [gates.h, gates.c]
 

@@ -47,6 +47,54 @@ def project_inputs(inputs, kernel, bias=None):
     return projected
 
 
+def project_inputs_with_dropout(inputs, kernel, bias, mask):
+    """`x_t W` for one step under Keras's input-dropout layouts.
+
+    Keras draws one input mask for all four gates, or, once recurrent
+    dropout is on (its `implementation=1`), one mask per gate, and then adds
+    each gate's bias right away: `x_g = (x ⊙ m_g) W_g + b_g`.
+
+    Args:
+        inputs: `(batch, features)`.
+        kernel: `(features, 4 * units)`.
+        bias: `(4 * units,)` or `None`.
+        mask: `None`, one `(batch, features)` mask, or a list of 4.
+
+    Returns:
+        `(projected, bias)`: the bias still to add after `h U` (pass it to
+        `lstm_step`), or `None` when `projected` already holds it.
+    """
+    if mask is None:
+        return project_inputs(inputs, kernel), bias
+    if not isinstance(mask, (list, tuple)):
+        return project_inputs(inputs * mask, kernel), bias
+    kernels = tf.split(kernel, 4, axis=1)
+    biases = [None] * 4 if bias is None else tf.split(bias, 4)
+    projected = tf.concat(
+        [
+            project_inputs(inputs * m, k, b)
+            for m, k, b in zip(mask, kernels, biases, strict=True)
+        ],
+        axis=-1,
+    )
+    return projected, None
+
+
+def project_recurrent_with_dropout(h_prev, recurrent_kernel, masks):
+    """`h_{t-1} U` with one recurrent-dropout mask per gate, or `None`.
+
+    Returns `None` when `masks` is `None`, so that `lstm_step` computes the
+    plain `h_{t-1} U`.
+    """
+    if masks is None:
+        return None
+    kernels = tf.split(recurrent_kernel, 4, axis=1)
+    return tf.concat(
+        [tf.matmul(h_prev * m, u) for m, u in zip(masks, kernels, strict=True)],
+        axis=-1,
+    )
+
+
 def lstm_step(
     projected_input,
     h_prev,
