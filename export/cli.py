@@ -243,6 +243,30 @@ def _progress(stages):
     )
 
 
+@contextlib.contextmanager
+def _calibration_bar():
+    """A `progress(done, total)` callback drawing one bar per batch."""
+    bar = tqdm.tqdm(
+        desc="calibration",
+        unit="batch",
+        disable=None,
+        leave=False,
+        file=sys.stderr,
+        mininterval=0,
+        position=1,
+    )
+
+    def update(done, total):
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        yield update
+    finally:
+        bar.close()
+
+
 def _advance(bar, description):
     bar.update(1)
     bar.set_description_str(description)
@@ -294,7 +318,7 @@ def _export(args):
         ]
     else:
         stages = ["loading model", "converting and checking on LiteRT"]
-    with _progress(stages) as bar:
+    with _progress(stages) as bar, _calibration_bar() as calibrating:
         model = _load_model(model_path)
         _advance(bar, stages[1])
         with _library_errors():
@@ -310,6 +334,7 @@ def _export(args):
                     timesteps=args.timesteps,
                     streaming=args.streaming,
                     external_state=args.external_state,
+                    progress=calibrating,
                 )
         bar.update(1)
     if args.format == SAVED_MODEL:

@@ -23,6 +23,7 @@ import numbers
 import os
 import tempfile
 import warnings
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -342,19 +343,27 @@ def _trace(export, *, batch_size, timesteps, features, streaming, external):
     return function, function.get_concrete_function(), 0
 
 
-def _representative_dataset(data, batch_size, streaming):
+def _representative_dataset(data, batch_size, streaming, progress=None):
+    count = max(data.shape[0] // batch_size, 1)
+    total = count * (data.shape[1] if streaming else 1)
+
     def batches():
-        count = max(data.shape[0] // batch_size, 1)
+        done = 0
         for i in range(count):
             chunk = data[i * batch_size : (i + 1) * batch_size]
             if chunk.shape[0] < batch_size:
                 reps = -(-batch_size // chunk.shape[0])
                 chunk = np.concatenate([chunk] * reps)[:batch_size]
-            if streaming:
-                for t in range(chunk.shape[1]):
-                    yield [chunk[:, t : t + 1]]
-            else:
-                yield [chunk]
+            frames = (
+                [chunk[:, t : t + 1] for t in range(chunk.shape[1])]
+                if streaming
+                else [chunk]
+            )
+            for frame in frames:
+                yield [frame]
+                done += 1
+                if progress is not None:
+                    progress(done, total)
 
     return batches
 
@@ -495,6 +504,7 @@ def to_tflite(
     streaming: bool = False,
     external_state: bool = False,
     tolerance: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> TFLiteReport:
     """Exports a Keras LSTM model to a fused, builtin-only TFLite file.
 
@@ -535,6 +545,9 @@ def to_tflite(
         tolerance: Largest accepted max-abs error against Keras on the check
             batch. Default: `None`, the mode's bound
             (`Quantization.default_tolerance`).
+        progress: Called as `progress(done, total)` after each calibration
+            batch the converter draws (integer modes), e.g. to drive a
+            progress bar. Default: `None`.
 
     Returns:
         A `TFLiteReport`.
@@ -554,6 +567,11 @@ def to_tflite(
     streaming = _flag("streaming", streaming)
     external_state = _flag("external_state", external_state)
     tolerance = _check_tolerance(tolerance)
+    if progress is not None and not callable(progress):
+        raise TypeError(
+            "Received an invalid value for argument `progress`: expected a "
+            f"callable progress(done, total) or None, got {progress!r}."
+        )
     if external_state and not streaming:
         raise ValueError(
             "external_state=True needs streaming=True: explicit state is "
@@ -608,7 +626,7 @@ def to_tflite(
         external=external_state,
     )
     dataset = (
-        _representative_dataset(data, batch_size, streaming)
+        _representative_dataset(data, batch_size, streaming, progress)
         if data is not None
         else None
     )

@@ -249,6 +249,8 @@ def test_export_int8_shows_calibration_progress(int8_export, files):
 
     assert result.returncode == 0, terminal[-3000:]
     assert "calibrating on 16 sequences" in terminal
+    # The calibration bar counts the converter's draws, batch by batch.
+    assert re.search(r"calibration: +\d+%.*16/16", terminal), terminal[-2000:]
     assert f"wrote {out}" in result.stdout
     assert "quantization int8" in result.stdout
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in result.stdout

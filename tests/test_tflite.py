@@ -217,6 +217,28 @@ def test_quantized_file_stays_within_its_bound(
     assert error <= report.tolerance, f"max abs error {error}, {report}"
 
 
+def test_progress_counts_calibration_batches(classifier, tmp_path):
+    model, data = classifier
+    calls = []
+    to_tflite(
+        model,
+        tmp_path / "q.tflite",
+        quantization="int8",
+        representative_data=data[:24],
+        batch_size=4,
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    # 24 sequences in batches of 4: the converter draws 6 batches.
+    assert calls[:6] == [(i, 6) for i in range(1, 7)], calls
+
+
+def test_progress_must_be_callable(classifier, tmp_path):
+    model, _ = classifier
+    with pytest.raises(TypeError, match="argument `progress`"):
+        to_tflite(model, tmp_path / "x.tflite", progress="yes")
+    assert not (tmp_path / "x.tflite").exists()
+
+
 def test_dynamic_range_file_is_smaller(classifier, tmp_path):
     model, _ = classifier
     plain = to_tflite(model, tmp_path / "float.tflite")
