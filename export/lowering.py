@@ -63,12 +63,14 @@ def fused_lstm_function(*, go_backwards: bool = False):
 
     def lstm(inputs, init_h, init_c, kernel, recurrent_kernel, bias):
         last_output, outputs, h, c = recurrence.lstm_sequence(
-            recurrence.project_inputs(inputs, kernel, bias),
+            inputs,
             init_h,
             init_c,
+            kernel,
             recurrent_kernel,
             tf.tanh,
             tf.sigmoid,
+            bias=bias,
             go_backwards=go_backwards,
             return_sequences=True,
         )

@@ -358,7 +358,14 @@ class SequencePath:
     """How `LSTM` runs a sequence; see `LSTM.sequence_path`."""
 
     GENERIC = "generic"
+    PARALLEL = "parallel"
     LOWERED = "lowered"
+
+
+# Below this many units the four gate products are too small to gain from
+# running side by side, and the extra ops cost more than they save
+# (`benchmarks/speed.py --units-sweep`).
+PARALLEL_MIN_UNITS = 32
 
 
 @keras.saving.register_keras_serializable(package="keras_lstm")
@@ -556,24 +563,63 @@ class LSTM(keras.layers.RNN):
                 )
 
     def sequence_path(self, mask=None, training=False):
-        """Which implementation runs for this call: a `SequencePath` value."""
-        del mask, training  # Both paths take every configuration.
+        """Which implementation runs for this call: a `SequencePath` value.
+
+        - `"lowered"` while `keras_lstm.export` lowers the layer to TFLite's
+          fused LSTM (see `lowering`).
+        - `"parallel"`, the fast path: `recurrence.lstm_sequence`, the
+          function that export fuses, with `h_{t-1} U` computed as four
+          gate products that run side by side. It takes every call but
+          those below.
+        - `"generic"`: `keras.layers.RNN`'s loop over `LSTMCell`, for a
+          `mask` (Keras's masking rules live in that loop), `unroll=True`,
+          dropout or recurrent dropout while training (the cell draws the
+          masks), and layers of fewer than `PARALLEL_MIN_UNITS` units.
+
+        Both paths give `keras.layers.LSTM`'s numbers within float32
+        rounding (`tests/test_layers.py` holds both to the same tolerances).
+        """
         if _LOWERING.get() is not None:
             return SequencePath.LOWERED
-        return SequencePath.GENERIC
+        if mask is not None or self.unroll:
+            return SequencePath.GENERIC
+        if training and (self.dropout > 0 or self.recurrent_dropout > 0):
+            return SequencePath.GENERIC
+        if self.units < PARALLEL_MIN_UNITS:
+            return SequencePath.GENERIC
+        return SequencePath.PARALLEL
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if keras.tree.is_nested(mask):
             mask = mask[0]
-        if self.sequence_path(mask=mask, training=training) == (
-            SequencePath.LOWERED
-        ):
+        path = self.sequence_path(mask=mask, training=training)
+        if path == SequencePath.LOWERED:
             return _LOWERING.get()(
                 self, sequences, initial_state, mask, training
             )
+        if path == SequencePath.PARALLEL:
+            return self._parallel_sequence(sequences, initial_state)
         return super().inner_loop(
             sequences, initial_state, mask=mask, training=training
         )
+
+    def _parallel_sequence(self, sequences, initial_state):
+        cell = self.cell
+        bias = keras.ops.convert_to_tensor(cell.bias) if cell.use_bias else None
+        last_output, outputs, h, c = recurrence.lstm_sequence(
+            sequences,
+            initial_state[0],
+            initial_state[1],
+            keras.ops.convert_to_tensor(cell.kernel),
+            keras.ops.convert_to_tensor(cell.recurrent_kernel),
+            cell.activation,
+            cell.recurrent_activation,
+            bias=bias,
+            go_backwards=self.go_backwards,
+            return_sequences=self.return_sequences,
+            parallel_gates=True,
+        )
+        return last_output, outputs, [h, c]
 
     @property
     def units(self):

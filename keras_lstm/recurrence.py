@@ -95,6 +95,79 @@ def project_recurrent_with_dropout(h_prev, recurrent_kernel, masks):
     )
 
 
+def split_for_parallel_matmul(kernel, parts=4):
+    """Pre-splits `kernel` for `parallel_matmul`, once, outside a loop.
+
+    Args:
+        kernel: `(rows, columns)`; `columns` divisible by `parts`.
+        parts: how many independent products to run.
+
+    Returns:
+        `(column_blocks, row_blocks)`: `kernel` cut into `parts` blocks of
+        columns (for the product) and into at most `parts` blocks of rows
+        (for the gradient with respect to the input).
+    """
+    rows = kernel.shape[0]
+    row_parts = max(1, min(parts, rows))
+    row_sizes = [
+        rows // row_parts + (1 if i < rows % row_parts else 0)
+        for i in range(row_parts)
+    ]
+    return (
+        tuple(tf.split(kernel, parts, axis=1)),
+        tuple(tf.split(kernel, row_sizes, axis=0)),
+    )
+
+
+def parallel_matmul(inputs, kernel, blocks):
+    """`inputs @ kernel` as independent products that run side by side.
+
+    For `h_{t-1} U` with `U` cut into its four gate blocks, each product is
+    `h_{t-1} U_g`. On CPU, TensorFlow's executor runs the four at once, one
+    per core, where a single product of a few hundred columns is split
+    across threads far less efficiently: on 2 cores the recurrent step ran
+    1.5x faster (`benchmarks/speed.py`).
+
+    The gradient keeps the sums of the single product: the gradient with
+    respect to `inputs` contracts over all `4 * units` columns at once (cut
+    by rows of `kernel`, which splits only its output) rather than adding
+    four partial products, whose different rounding a recurrence amplifies
+    over long sequences; the gradient with respect to `kernel` is one
+    product, as for `tf.matmul`.
+
+    Args:
+        inputs: `(batch, rows)`.
+        kernel: `(rows, columns)`.
+        blocks: `split_for_parallel_matmul(kernel)`.
+
+    Returns:
+        `(batch, columns)`, equal to `inputs @ kernel` up to float32
+        rounding.
+    """
+    column_blocks, row_blocks = blocks
+
+    @tf.custom_gradient
+    def product(inputs, kernel):
+        outputs = tf.concat(
+            [tf.matmul(inputs, block) for block in column_blocks], axis=-1
+        )
+
+        def grad(d_outputs):
+            d_inputs = tf.concat(
+                [
+                    tf.matmul(d_outputs, block, transpose_b=True)
+                    for block in row_blocks
+                ],
+                axis=-1,
+            )
+            d_kernel = tf.matmul(inputs, d_outputs, transpose_a=True)
+            return d_inputs, d_kernel
+
+        return outputs, grad
+
+    return product(inputs, kernel)
+
+
 def lstm_step(
     projected_input,
     h_prev,
@@ -152,28 +225,36 @@ def lstm_step(
 
 
 def lstm_sequence(
-    projected_inputs,
+    inputs,
     h0,
     c0,
+    kernel,
     recurrent_kernel,
     activation,
     recurrent_activation,
     bias=None,
     go_backwards=False,
     return_sequences=True,
+    parallel_gates=False,
 ):
-    """Runs `lstm_step` over a whole pre-projected sequence.
+    """Runs `lstm_step` over a whole sequence.
 
-    The loop carries only `h_{t-1} U`; the input projection was done for all
-    steps at once by `project_inputs`. It is the body of the function that
-    TFLite's converter replaces wholesale by `UNIDIRECTIONAL_SEQUENCE_LSTM`
-    (`keras_lstm.export.lowering`), and what that function computes wherever
-    TensorFlow runs it.
+    Each step projects its input, `x_t W`, then calls `lstm_step`: the
+    products, their shapes and the order of the additions are those of
+    `keras.layers.LSTM`'s loop. (Projecting all steps in one product before
+    the loop changes the rounding of `x_t W`, which a long recurrence
+    amplifies past 1e-6.)
+
+    It is the body of the function that TFLite's converter replaces
+    wholesale by `UNIDIRECTIONAL_SEQUENCE_LSTM` (`keras_lstm.export.lowering`)
+    and what that function computes wherever TensorFlow runs it; with
+    `parallel_gates` it is also `keras_lstm.LSTM`'s fast path.
 
     Args:
-        projected_inputs: `(batch, time, 4 * units)`, `x W` for every step.
+        inputs: `(batch, time, features)`.
         h0: `(batch, units)` initial hidden state.
         c0: `(batch, units)` initial cell state.
+        kernel: `(features, 4 * units)`.
         recurrent_kernel: `(units, 4 * units)`.
         activation: callable, as in `lstm_step`.
         recurrent_activation: callable, as in `lstm_step`.
@@ -181,12 +262,14 @@ def lstm_sequence(
         go_backwards: process the sequence from its last step to its first;
             the outputs are then in processing (reversed) order, as in Keras.
         return_sequences: whether to collect the output of every step.
+        parallel_gates: compute `h_{t-1} U` as four gate products that run
+            side by side (`parallel_matmul`).
 
     Returns:
         `(last_output, outputs, h, c)`. `outputs` is `(batch, time, units)`
         when `return_sequences`, else `last_output[:, None, :]`.
     """
-    time_major = tf.transpose(projected_inputs, [1, 0, 2])
+    time_major = tf.transpose(inputs, [1, 0, 2])
     if go_backwards:
         time_major = tf.reverse(time_major, [0])
     steps = tf.shape(time_major)[0]
@@ -200,15 +283,24 @@ def lstm_sequence(
         else ()
     )
 
+    blocks = (
+        split_for_parallel_matmul(recurrent_kernel) if parallel_gates else None
+    )
+
     def body(t, h, c, outputs_ta):
         gates = lstm_step(
-            inputs_ta.read(t),
+            project_inputs(inputs_ta.read(t), kernel),
             h,
             c,
             recurrent_kernel,
             activation,
             recurrent_activation,
             bias=bias,
+            recurrent_projection=(
+                parallel_matmul(h, recurrent_kernel, blocks)
+                if parallel_gates
+                else None
+            ),
         )
         if return_sequences:
             outputs_ta = outputs_ta.write(t, gates.h)

@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import keras_lstm
+from keras_lstm import recurrence
 from keras_lstm.layers import SequencePath
 
 FORWARD_ATOL = 1e-6
@@ -31,9 +32,25 @@ FEATURES = 3
 BATCH = 4
 
 
+# "layer" is `keras_lstm.LSTM` as routed by its rules (units below
+# PARALLEL_MIN_UNITS run the generic loop); "parallel" is the same layer with
+# every call that the fast path can take sent there (see
+# `_route_all_to_parallel`); "cell" is `RNN(keras_lstm.LSTMCell)`.
+KINDS = ["layer", "parallel", "cell"]
+
+
+@pytest.fixture(autouse=True)
+def _route_all_to_parallel(request, monkeypatch):
+    """For kind "parallel", lowers PARALLEL_MIN_UNITS so that small test
+    layers run the fast path too."""
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and callspec.params.get("kind") == "parallel":
+        monkeypatch.setattr(keras_lstm.layers, "PARALLEL_MIN_UNITS", 1)
+
+
 def _ours(kind, units, **kwargs):
     """Our layer, as `keras_lstm.LSTM` or `RNN(keras_lstm.LSTMCell)`."""
-    if kind == "layer":
+    if kind in ("layer", "parallel"):
         return keras_lstm.LSTM(units, **kwargs)
     cell_keys = ("dropout", "recurrent_dropout", "seed", "use_bias")
     cell_kwargs = {k: kwargs.pop(k) for k in cell_keys if k in kwargs}
@@ -105,7 +122,7 @@ def _assert_close_gradients(mine, ref):
 
 GRID = list(
     itertools.product(
-        ["layer", "cell"],
+        KINDS,
         [1, 7, 64],  # units
         [1, 5, 50],  # timesteps
         [False, True],  # return_sequences
@@ -139,6 +156,12 @@ def test_parity_grid(
     our_out, our_grads = _outputs_and_gradients(ours, x, probes)
     _assert_close_forward(our_out, ref_out)
     _assert_close_gradients(our_grads, ref_grads)
+    if kind != "cell":
+        min_units = keras_lstm.layers.PARALLEL_MIN_UNITS
+        fast = kind == "parallel" or units >= min_units
+        assert ours.sequence_path() == (
+            SequencePath.PARALLEL if fast else SequencePath.GENERIC
+        )
 
 
 @pytest.mark.parametrize("kind", ["layer", "cell"])
@@ -162,7 +185,7 @@ def test_masking_with_padded_rows(kind, via, rng):
     np.testing.assert_array_equal(results[1][2, 1], results[1][2, 0])
 
 
-@pytest.mark.parametrize("kind", ["layer", "cell"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_stateful_across_two_calls_and_reset(kind, rng):
     x1 = rng.standard_normal((BATCH, 5, FEATURES)).astype("float32")
     x2 = rng.standard_normal((BATCH, 5, FEATURES)).astype("float32")
@@ -176,7 +199,7 @@ def test_stateful_across_two_calls_and_reset(kind, rng):
     _assert_close_forward(ours(x2), reference(x2), "after reset_state")
 
 
-@pytest.mark.parametrize("kind", ["layer", "cell"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_initial_state(kind, rng):
     x = rng.standard_normal((BATCH, 5, FEATURES)).astype("float32")
     h0 = rng.standard_normal((BATCH, 7)).astype("float32")
@@ -217,7 +240,7 @@ def test_dropout_draws_the_same_masks_as_keras(
     assert _max_abs(ours(x, training=True), ours(x)) > 1e-3, "no dropout"
 
 
-@pytest.mark.parametrize("kind", ["layer", "cell"])
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave", None])
 def test_bidirectional(kind, merge_mode, rng):
     x = rng.standard_normal((BATCH, 5, FEATURES)).astype("float32")
@@ -272,7 +295,7 @@ def _stacked_model(make_lstm, api):
     return keras.Model(inputs, keras.layers.Dense(2)(make_lstm(4)(hidden)))
 
 
-@pytest.mark.parametrize("kind", ["layer", "cell"])
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("api", ["sequential", "functional"])
 def test_stacked_layers_in_models(kind, api, rng):
     x = rng.standard_normal((BATCH, 5, FEATURES)).astype("float32")
@@ -284,7 +307,7 @@ def test_stacked_layers_in_models(kind, api, rng):
     _assert_close_forward(ours(x), reference(x))
 
 
-@pytest.mark.parametrize("kind", ["layer", "cell"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_twenty_adam_steps_match(kind, rng):
     x = rng.standard_normal((16, 8, FEATURES)).astype("float32")
     y = rng.standard_normal((16, 2)).astype("float32")
@@ -326,6 +349,11 @@ def test_property_random_shapes(
     for kind in ("layer", "cell"):
         reference, ours = _pair(kind, units, x, rng, **kwargs)
         _assert_close_forward(ours(x), reference(x), kind)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(keras_lstm.layers, "PARALLEL_MIN_UNITS", 1)
+        reference, ours = _pair("parallel", units, x, rng, **kwargs)
+        assert ours.sequence_path() == SequencePath.PARALLEL
+        _assert_close_forward(ours(x), reference(x), "parallel")
 
 
 @pytest.mark.parametrize("direction", ["keras_to_ours", "ours_to_keras"])
@@ -383,36 +411,48 @@ def test_cell_single_step_matches_keras(rng):
     _assert_close_forward(ours(x, states), reference(x, states))
 
 
-# Which path runs is a routing rule; each rule is asserted here. Without a
-# lowering every configuration runs Keras's step-by-step loop over our cell.
+# Which path runs is a routing rule; each rule is asserted here, with a
+# spy on each path.
 @pytest.mark.parametrize(
-    "kwargs,mask,training",
+    "units,kwargs,mask,training,expected",
     [
-        ({}, None, False),
-        ({"dropout": 0.2}, None, True),
-        ({"recurrent_dropout": 0.2}, None, True),
-        ({"unroll": True}, None, False),
-        ({}, "mask", False),
-        ({"go_backwards": True}, None, False),
+        (32, {}, None, False, SequencePath.PARALLEL),
+        (32, {}, None, True, SequencePath.PARALLEL),
+        (32, {"go_backwards": True}, None, False, SequencePath.PARALLEL),
+        (32, {"stateful": True}, None, False, SequencePath.PARALLEL),
+        # Dropout is the identity at inference: nothing to route away.
+        (32, {"dropout": 0.2}, None, False, SequencePath.PARALLEL),
+        (32, {"dropout": 0.2}, None, True, SequencePath.GENERIC),
+        (32, {"recurrent_dropout": 0.2}, None, True, SequencePath.GENERIC),
+        (32, {"unroll": True}, None, False, SequencePath.GENERIC),
+        (32, {}, "mask", False, SequencePath.GENERIC),
+        (31, {}, None, False, SequencePath.GENERIC),
+        (3, {"go_backwards": True}, None, False, SequencePath.GENERIC),
     ],
 )
-def test_sequence_path_routing(kwargs, mask, training, monkeypatch):
-    layer = keras_lstm.LSTM(3, **kwargs)
+def test_sequence_path_routing(
+    units, kwargs, mask, training, expected, monkeypatch
+):
+    layer = keras_lstm.LSTM(units, **kwargs)
     x = np.ones((2, 4, FEATURES), "float32")
     mask = np.ones((2, 4), bool) if mask else None
-    assert layer.sequence_path(mask=mask, training=training) == (
-        SequencePath.GENERIC
-    )
-    generic_calls = []
-    original = keras.layers.RNN.inner_loop
+    assert layer.sequence_path(mask=mask, training=training) == expected
+    calls = []
+    generic, parallel = keras.layers.RNN.inner_loop, recurrence.lstm_sequence
 
-    def spy(self, *args, **kw):
-        generic_calls.append(self.name)
-        return original(self, *args, **kw)
+    def spy_generic(self, *args, **kw):
+        calls.append(SequencePath.GENERIC)
+        return generic(self, *args, **kw)
 
-    monkeypatch.setattr(keras.layers.RNN, "inner_loop", spy)
+    def spy_parallel(*args, **kw):
+        calls.append(SequencePath.PARALLEL)
+        assert kw["parallel_gates"] is True
+        return parallel(*args, **kw)
+
+    monkeypatch.setattr(keras.layers.RNN, "inner_loop", spy_generic)
+    monkeypatch.setattr(recurrence, "lstm_sequence", spy_parallel)
     layer(x, mask=mask, training=training)
-    assert generic_calls == [layer.name]
+    assert calls == [expected]
 
 
 def test_lowering_context_routes_and_restores():
