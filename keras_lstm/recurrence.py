@@ -120,20 +120,21 @@ def split_for_parallel_matmul(kernel, parts=4):
 
 
 def parallel_matmul(inputs, kernel, blocks):
-    """`inputs @ kernel` as independent products that run side by side.
+    """`inputs @ kernel` as independent column-block products run side by side.
 
-    For `h_{t-1} U` with `U` cut into its four gate blocks, each product is
-    `h_{t-1} U_g`. On CPU, TensorFlow's executor runs the four at once, one
-    per core, where a single product of a few hundred columns is split
-    across threads far less efficiently: on 2 cores the recurrent step ran
-    1.5x faster (`benchmarks/speed.py`).
+    For `h_{t-1} U` with `U` cut into its four gate blocks, the products are
+    `h_{t-1} U_g`. On CPU, TensorFlow's executor runs them at once, one per
+    core, and each gate's activation can start as soon as its own product is
+    done; a single product of a few hundred columns split across threads
+    ran at about 50 GFLOP/s on 2 cores, and the step went 1.5x faster this
+    way (`benchmarks/speed.py`).
 
     The gradient keeps the sums of the single product: the gradient with
-    respect to `inputs` contracts over all `4 * units` columns at once (cut
-    by rows of `kernel`, which splits only its output) rather than adding
-    four partial products, whose different rounding a recurrence amplifies
-    over long sequences; the gradient with respect to `kernel` is one
-    product, as for `tf.matmul`.
+    respect to `inputs` contracts over all columns at once (cut by rows of
+    `kernel`, which splits only its output) rather than adding per-block
+    partial products, whose different rounding a recurrence amplifies over
+    long sequences; the gradient with respect to `kernel` is one product,
+    as for `tf.matmul`.
 
     Args:
         inputs: `(batch, rows)`.
@@ -141,18 +142,17 @@ def parallel_matmul(inputs, kernel, blocks):
         blocks: `split_for_parallel_matmul(kernel)`.
 
     Returns:
-        `(batch, columns)`, equal to `inputs @ kernel` up to float32
-        rounding.
+        A tuple of column blocks whose concatenation equals `inputs @ kernel`
+        up to float32 rounding.
     """
     column_blocks, row_blocks = blocks
 
     @tf.custom_gradient
     def product(inputs, kernel):
-        outputs = tf.concat(
-            [tf.matmul(inputs, block) for block in column_blocks], axis=-1
-        )
+        outputs = [tf.matmul(inputs, block) for block in column_blocks]
 
-        def grad(d_outputs):
+        def grad(*d_outputs):
+            d_outputs = tf.concat(d_outputs, axis=-1)
             d_inputs = tf.concat(
                 [
                     tf.matmul(d_outputs, block, transpose_b=True)
@@ -165,7 +165,7 @@ def parallel_matmul(inputs, kernel, blocks):
 
         return outputs, grad
 
-    return product(inputs, kernel)
+    return tuple(product(inputs, kernel))
 
 
 def lstm_step(
@@ -202,19 +202,34 @@ def lstm_step(
             `x W + h U`; keeping its order keeps results within float32
             rounding of `keras.layers.LSTM` over long sequences. Pass `None`
             when `projected_input` already holds it.
-        recurrent_projection: optional `(batch, 4 * units)` replacing
-            `h_{t-1} U`, for callers that mask `h_{t-1}` per gate
-            (recurrent dropout).
+        recurrent_projection: optional `h_{t-1} U`, either as one
+            `(batch, 4 * units)` tensor (callers that mask `h_{t-1}` per
+            gate for recurrent dropout) or as its four gate blocks
+            (`parallel_matmul`), which are then used gate by gate.
 
     Returns:
         An `LSTMGates` tuple holding the four gates and the new `c` and `h`.
     """
     if recurrent_projection is None:
         recurrent_projection = tf.matmul(h_prev, recurrent_kernel)
-    z = projected_input + recurrent_projection
-    if bias is not None:
-        z = z + bias
-    z_i, z_f, z_c, z_o = tf.split(z, 4, axis=-1)
+    if isinstance(recurrent_projection, (list, tuple)):
+        # Gate by gate, the same element-wise sums as below: each gate's
+        # activation waits only for its own product.
+        biases = [None] * 4 if bias is None else tf.split(bias, 4)
+        z_i, z_f, z_c, z_o = [
+            x + r if b is None else (x + r) + b
+            for x, r, b in zip(
+                tf.split(projected_input, 4, axis=-1),
+                recurrent_projection,
+                biases,
+                strict=True,
+            )
+        ]
+    else:
+        z = projected_input + recurrent_projection
+        if bias is not None:
+            z = z + bias
+        z_i, z_f, z_c, z_o = tf.split(z, 4, axis=-1)
     input_gate = recurrent_activation(z_i)
     forget_gate = recurrent_activation(z_f)
     candidate = activation(z_c)
