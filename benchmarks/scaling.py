@@ -1,9 +1,10 @@
-"""How train-step time scales with sequence length and width.
+"""How train-step and inference time scale with sequence length and width.
 
 For `keras.layers.LSTM` and `keras_lstm.LSTM` (B=64, F=32, Adam): time per
-train step against T in {10, 30, 100, 300, 1000} at U=128, and against U in
-{32, 64, 128, 256, 512} at T=100. Median of a few interleaved steps each.
-Writes `benchmarks/results/scaling.md` and `scaling.png`.
+train step and per inference call against T in {10, 30, 100, 300, 1000} at
+U=128, and against U in {32, 64, 128, 256, 512} at T=100. Median of a few
+interleaved calls each. Writes `benchmarks/results/scaling.md` and
+`scaling.png`.
 
     python benchmarks/scaling.py            # the table and plot (minutes)
     python benchmarks/scaling.py --quick    # a smoke run
@@ -26,17 +27,19 @@ LAYERS = ("keras.layers.LSTM", "keras_lstm.LSTM")
 BATCH, FEATURES = 64, 32
 
 
-def train_step_ms(timesteps, units, repeats):
+def step_ms(timesteps, units, repeats):
+    """Median train-step and inference ms of each layer, interleaved."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((BATCH, timesteps, FEATURES)).astype("float32")
     y = rng.integers(0, 10, size=(BATCH,))
     models = build_models(BATCH, timesteps, FEATURES, units)
-    medians = time_interleaved(
-        {n: (lambda m=models[n]: m.train_on_batch(x, y)) for n in LAYERS},
-        repeats,
-    )
+    calls = {}
+    for n in LAYERS:
+        calls[("train", n)] = lambda m=models[n]: m.train_on_batch(x, y)
+        calls[("inference", n)] = lambda m=models[n]: m.predict_on_batch(x)
+    medians = time_interleaved(calls, repeats)
     keras.utils.clear_session()
-    return {name: 1e3 * seconds for name, seconds in medians.items()}
+    return {key: 1e3 * seconds for key, seconds in medians.items()}
 
 
 def main(argv=None):
@@ -52,27 +55,26 @@ def main(argv=None):
     repeats = 2 if args.quick else args.repeats
 
     sweeps = {
-        "T (U=128)": [
-            (t, 128, train_step_ms(t, 128, repeats)) for t in lengths
-        ],
-        "U (T=100)": [
-            (100, u, train_step_ms(100, u, repeats)) for u in widths
-        ],
+        "T (U=128)": [(t, 128, step_ms(t, 128, repeats)) for t in lengths],
+        "U (T=100)": [(100, u, step_ms(100, u, repeats)) for u in widths],
     }
     lines = [
-        f"Train step (ms), B={BATCH}, F={FEATURES}, Adam; median of "
-        f"{repeats} interleaved steps; {os.cpu_count()} CPU cores.",
+        f"Time in ms, B={BATCH}, F={FEATURES}, Adam; median of {repeats} "
+        f"interleaved calls; {os.cpu_count()} CPU cores. Speed-up is "
+        "keras.layers.LSTM's time over keras_lstm.LSTM's.",
         "",
-        "| sweep | T | U | keras.layers.LSTM | keras_lstm.LSTM | ratio |",
-        "|---|---|---|---|---|---|",
+        "| sweep | T | U | train: Keras | train: ours | speed-up "
+        "| inference: Keras | inference: ours | speed-up |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for sweep, rows in sweeps.items():
         for t, u, ms in rows:
-            ref, ours = ms["keras.layers.LSTM"], ms["keras_lstm.LSTM"]
-            lines.append(
-                f"| {sweep} | {t} | {u} | {ref:.1f} | {ours:.1f} | "
-                f"{ref / ours:.2f}x |"
-            )
+            cells = []
+            for mode in ("train", "inference"):
+                ref = ms[(mode, "keras.layers.LSTM")]
+                ours = ms[(mode, "keras_lstm.LSTM")]
+                cells.append(f"{ref:.1f} | {ours:.1f} | {ref / ours:.2f}x")
+            lines.append(f"| {sweep} | {t} | {u} | {' | '.join(cells)} |")
     table = "\n".join(lines)
     print(table)
     if args.quick:
@@ -83,16 +85,18 @@ def main(argv=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for axis, (sweep, rows) in zip(axes, sweeps.items(), strict=True):
-        xs = [t if sweep.startswith("T") else u for t, u, _ in rows]
-        for name in LAYERS:
-            axis.plot(xs, [ms[name] for _, _, ms in rows], "o-", label=name)
-        axis.set_xscale("log")
-        axis.set_yscale("log")
-        axis.set_xlabel(sweep)
-        axis.set_ylabel("train step (ms)")
-        axis.legend()
+    figure, axes = plt.subplots(2, 2, figsize=(10, 8))
+    for row, mode in zip(axes, ("train", "inference"), strict=True):
+        for axis, (sweep, rows) in zip(row, sweeps.items(), strict=True):
+            xs = [t if sweep.startswith("T") else u for t, u, _ in rows]
+            for name in LAYERS:
+                times = [ms[(mode, name)] for _, _, ms in rows]
+                axis.plot(xs, times, "o-", label=name)
+            axis.set_xscale("log")
+            axis.set_yscale("log")
+            axis.set_xlabel(sweep)
+            axis.set_ylabel(f"{mode} (ms)")
+            axis.legend()
     figure.tight_layout()
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

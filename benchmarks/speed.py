@@ -11,8 +11,14 @@ for `keras.layers.LSTM`, `keras_lstm.LSTM` and
 markdown table of medians and ratios, the distance to the FLOP roof, and
 writes it to `benchmarks/results/speed.md`.
 
-    python benchmarks/speed.py            # B=64, T=100, F=32, U=128
-    python benchmarks/speed.py --quick    # a smoke run
+    python benchmarks/speed.py                # B=64, T=100, F=32, U=128
+    python benchmarks/speed.py --quick        # a smoke run
+    python benchmarks/speed.py --units-sweep  # where the fast path pays
+
+`--units-sweep` times `keras_lstm.LSTM` on each of its two paths (forced by
+setting `keras_lstm.layers.PARALLEL_MIN_UNITS` while a model is traced)
+against `keras.layers.LSTM` for 16 to 512 units, which is where that
+threshold comes from; it writes `results/units_sweep.md`.
 """
 
 import argparse
@@ -37,10 +43,10 @@ CANDIDATES = {
 }
 
 
-def build_models(batch, timesteps, features, units):
+def build_models(batch, timesteps, features, units, candidates=None):
     models = {}
     weights = None
-    for name, make in CANDIDATES.items():
+    for name, make in (candidates or CANDIDATES).items():
         keras.utils.set_random_seed(0)
         model = keras.Sequential(
             [
@@ -98,6 +104,69 @@ def measure_gflops():
     return 50 * 2 * 512**3 / (time.perf_counter() - start) / 1e9
 
 
+def _forced(min_units):
+    """`keras_lstm.LSTM` whose path is fixed when its model is first traced."""
+
+    def make(units):
+        return _RoutedLSTM(units, min_units=min_units)
+
+    return make
+
+
+class _RoutedLSTM(keras_lstm.LSTM):
+    def __init__(self, units, min_units, **kwargs):
+        super().__init__(units, **kwargs)
+        self._min_units = min_units
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        saved = keras_lstm.layers.PARALLEL_MIN_UNITS
+        keras_lstm.layers.PARALLEL_MIN_UNITS = self._min_units
+        try:
+            return super().call(sequences, initial_state, mask, training)
+        finally:
+            keras_lstm.layers.PARALLEL_MIN_UNITS = saved
+
+
+def units_sweep(args, x, y):
+    """Speed-up of each path of `keras_lstm.LSTM` against Keras, by units."""
+    candidates = {
+        "keras.layers.LSTM": CANDIDATES["keras.layers.LSTM"],
+        "parallel": _forced(1),
+        "generic": _forced(10**9),
+    }
+    lines = [
+        f"B={args.batch}, T={args.timesteps}, F={args.features}; median of "
+        f"{args.repeats} interleaved runs; {os.cpu_count()} CPU cores. "
+        "Speed-up of each path of keras_lstm.LSTM against keras.layers.LSTM "
+        "(above 1 is faster); the layer takes the parallel path from "
+        f"PARALLEL_MIN_UNITS = {keras_lstm.layers.PARALLEL_MIN_UNITS} units.",
+        "",
+        "| units | train: parallel | train: generic | inference: parallel "
+        "| inference: generic |",
+        "|---|---|---|---|---|",
+    ]
+    for units in args.sweep_units:
+        models = build_models(
+            args.batch, args.timesteps, args.features, units, candidates
+        )
+        train = time_interleaved(
+            {n: lambda m=m: m.train_on_batch(x, y) for n, m in models.items()},
+            args.repeats,
+        )
+        infer = time_interleaved(
+            {n: lambda m=m: m.predict_on_batch(x) for n, m in models.items()},
+            args.repeats,
+        )
+        t0, i0 = train["keras.layers.LSTM"], infer["keras.layers.LSTM"]
+        lines.append(
+            f"| {units} | {t0 / train['parallel']:.2f}x | "
+            f"{t0 / train['generic']:.2f}x | {i0 / infer['parallel']:.2f}x | "
+            f"{i0 / infer['generic']:.2f}x |"
+        )
+        print(lines[-1], flush=True)
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=64)
@@ -106,6 +175,13 @@ def main(argv=None):
     parser.add_argument("--units", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--units-sweep", action="store_true")
+    parser.add_argument(
+        "--sweep-units",
+        type=int,
+        nargs="+",
+        default=[16, 32, 64, 96, 128, 192, 256, 384, 512],
+    )
     parser.add_argument(
         "--out",
         default=str(pathlib.Path(__file__).parent / "results" / "speed.md"),
@@ -119,6 +195,13 @@ def main(argv=None):
         (args.batch, args.timesteps, args.features)
     ).astype("float32")
     y = rng.integers(0, 10, size=(args.batch,))
+    if args.units_sweep:
+        table = units_sweep(args, x, y)
+        print(table)
+        if not args.quick:
+            out = pathlib.Path(args.out).with_name("units_sweep.md")
+            out.write_text(table + "\n")
+        return 0
     models = build_models(args.batch, args.timesteps, args.features, args.units)
 
     train = time_interleaved(

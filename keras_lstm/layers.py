@@ -363,9 +363,11 @@ class SequencePath:
 
 
 # Below this many units the four gate products are too small to gain from
-# running side by side, and the extra ops cost more than they save
-# (`benchmarks/speed.py --units-sweep`).
-PARALLEL_MIN_UNITS = 32
+# running side by side and the extra ops cost more than they save. Inference
+# against keras.layers.LSTM on 2 cores (B=64, T=100): parallel 0.69x/0.88x/
+# 0.97x at 16/32/64 units, 1.71x at 96, 1.6x at 128
+# (`benchmarks/speed.py --units-sweep`, results/units_sweep.md).
+PARALLEL_MIN_UNITS = 96
 
 
 @keras.saving.register_keras_serializable(package="keras_lstm")
@@ -384,14 +386,18 @@ class LSTM(keras.layers.RNN):
     It takes the arguments of `keras.layers.LSTM` (but `use_cudnn`), has the
     same weights and gives the same numbers.
 
-    It runs `keras.layers.RNN`'s loop over `LSTMCell` (`sequence_path()`
-    is `"generic"`). Its `inner_loop` is the seam for other implementations:
-    `keras_lstm.export` routes it to TFLite's fused LSTM while exporting
-    (`"lowered"`). A projected path (`x W` for all steps in one product
-    before the loop) was measured and removed: on 2 CPU cores it trained at
-    0.98x and inferred at 0.91-0.93x the speed of `keras.layers.LSTM`, whose
-    loop already overlaps `x_t W` with the recurrence
-    (`benchmarks/speed.py`).
+    Its `inner_loop` routes each call (`sequence_path()`):
+
+    - `"parallel"` (the fast path): `recurrence.lstm_sequence`, the function
+      that `keras_lstm.export` fuses into TFLite's LSTM, with `h_{t-1} U`
+      computed as four gate products that run side by side. On 2 CPU cores
+      at B=64, T=100, F=32, U=128 it trains 1.3x and infers 1.6x faster than
+      `keras.layers.LSTM` (`benchmarks/speed.py`).
+    - `"generic"`: `keras.layers.RNN`'s loop over `LSTMCell`, for masks,
+      `unroll=True`, dropout while training, and fewer than 96 units.
+    - `"lowered"`: TFLite's fused LSTM, while `keras_lstm.export` exports.
+
+    Every path gives `keras.layers.LSTM`'s numbers within float32 rounding.
 
     Args:
         units: Positive integer, dimensionality of the output space.

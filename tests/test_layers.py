@@ -416,17 +416,17 @@ def test_cell_single_step_matches_keras(rng):
 @pytest.mark.parametrize(
     "units,kwargs,mask,training,expected",
     [
-        (32, {}, None, False, SequencePath.PARALLEL),
-        (32, {}, None, True, SequencePath.PARALLEL),
-        (32, {"go_backwards": True}, None, False, SequencePath.PARALLEL),
-        (32, {"stateful": True}, None, False, SequencePath.PARALLEL),
+        (96, {}, None, False, SequencePath.PARALLEL),
+        (96, {}, None, True, SequencePath.PARALLEL),
+        (96, {"go_backwards": True}, None, False, SequencePath.PARALLEL),
+        (96, {"stateful": True}, None, False, SequencePath.PARALLEL),
         # Dropout is the identity at inference: nothing to route away.
-        (32, {"dropout": 0.2}, None, False, SequencePath.PARALLEL),
-        (32, {"dropout": 0.2}, None, True, SequencePath.GENERIC),
-        (32, {"recurrent_dropout": 0.2}, None, True, SequencePath.GENERIC),
-        (32, {"unroll": True}, None, False, SequencePath.GENERIC),
-        (32, {}, "mask", False, SequencePath.GENERIC),
-        (31, {}, None, False, SequencePath.GENERIC),
+        (96, {"dropout": 0.2}, None, False, SequencePath.PARALLEL),
+        (96, {"dropout": 0.2}, None, True, SequencePath.GENERIC),
+        (96, {"recurrent_dropout": 0.2}, None, True, SequencePath.GENERIC),
+        (96, {"unroll": True}, None, False, SequencePath.GENERIC),
+        (96, {}, "mask", False, SequencePath.GENERIC),
+        (95, {}, None, False, SequencePath.GENERIC),
         (3, {"go_backwards": True}, None, False, SequencePath.GENERIC),
     ],
 )
