@@ -28,6 +28,8 @@ tf.config.set_logical_device_configuration(
 import keras
 import keras_lstm
 
+KINDS = ("layer", "parallel", "cell")
+MIN_UNITS = keras_lstm.layers.PARALLEL_MIN_UNITS
 out = sys.argv[1]
 rng = np.random.default_rng(0)
 x = rng.standard_normal((32, 12, 3)).astype("float32")
@@ -37,15 +39,18 @@ initial = {
         (0.3 * rng.standard_normal(shape)).astype("float32")
         for shape in [(3, 24), (6, 24), (24,), (6, 2), (2,)]
     ]
-    for kind in ("layer", "cell")
+    for kind in KINDS
 }
 
 
 def build(kind):
+    # "parallel": the layer's fast path, which 6 units would not take.
+    parallel = kind == "parallel"
+    keras_lstm.layers.PARALLEL_MIN_UNITS = 1 if parallel else MIN_UNITS
     recurrent = (
-        keras_lstm.LSTM(6)
-        if kind == "layer"
-        else keras.layers.RNN(keras_lstm.LSTMCell(6))
+        keras.layers.RNN(keras_lstm.LSTMCell(6))
+        if kind == "cell"
+        else keras_lstm.LSTM(6)
     )
     model = keras.Sequential(
         [keras.Input((12, 3)), recurrent, keras.layers.Dense(2)]
@@ -58,7 +63,7 @@ def build(kind):
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 assert strategy.num_replicas_in_sync == 2
 results = {}
-for kind in ("layer", "cell"):
+for kind in KINDS:
     results[f"{kind}/initial"] = initial[kind]
     for mirrored in (False, True):
         if mirrored:
@@ -67,6 +72,9 @@ for kind in ("layer", "cell"):
         else:
             model = build(kind)
         model.fit(x, y, batch_size=16, epochs=5, shuffle=False, verbose=0)
+        if kind != "cell":
+            path = "parallel" if kind == "parallel" else "generic"
+            assert model.layers[0].sequence_path() == path, kind
         results[f"{kind}/{'mirrored' if mirrored else 'single'}"] = (
             model.get_weights()
         )
@@ -95,12 +103,12 @@ def _train_in_fresh_process(tmp_path):
         return {key: data[key] for key in data.files}
 
 
-# One test, one subprocess for both kinds: starting TensorFlow twice more
+# One test, one subprocess for all kinds: starting TensorFlow twice more
 # would cost more than the training itself.
 @pytest.mark.slow
 def test_mirrored_strategy_gives_the_weights_of_one_device(tmp_path):
     trained = _train_in_fresh_process(tmp_path)
-    for kind in ("layer", "cell"):
+    for kind in ("layer", "parallel", "cell"):
 
         def weights(run, kind=kind):
             return [trained[f"{kind}/{run}/{i}"] for i in range(5)]

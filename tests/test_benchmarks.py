@@ -1,0 +1,45 @@
+"""The benchmark scripts run (`--quick`) and print every row.
+
+Benchmarks measure; this only checks that they still work end to end, so
+that `make bench` and the README's figures can be regenerated. No timing is
+asserted.
+"""
+
+import importlib.util
+import pathlib
+
+import pytest
+
+BENCHMARKS = pathlib.Path(__file__).parent.parent / "benchmarks"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(
+        f"benchmark_{name}", BENCHMARKS / f"{name}.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_speed_quick_prints_a_ratio_per_candidate(capsys, tmp_path):
+    speed = _load("speed")
+    assert speed.main(["--quick", "--out", str(tmp_path / "speed.md")]) == 0
+    rows = [
+        line for line in capsys.readouterr().out.splitlines() if "x |" in line
+    ]
+    assert [row.split("|")[1].strip() for row in rows] == list(
+        speed.CANDIDATES
+    )
+    assert not (tmp_path / "speed.md").exists(), "--quick must not write"
+
+
+@pytest.mark.slow
+def test_units_sweep_times_both_paths(capsys, tmp_path):
+    speed = _load("speed")
+    argv = ["--quick", "--units-sweep", "--sweep-units", "16", "128"]
+    assert speed.main(argv + ["--out", str(tmp_path / "speed.md")]) == 0
+    out = capsys.readouterr().out
+    for units in (16, 128):
+        assert f"\n| {units} | " in out
