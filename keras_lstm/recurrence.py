@@ -1,10 +1,10 @@
 """The LSTM recurrence, written once.
 
-Every implementation in this package (the Keras 3 cell, which
-`keras_lstm.LSTM` runs; the function that TFLite fuses into
-`UNIDIRECTIONAL_SEQUENCE_LSTM`, whose body is `lstm_sequence`; the tf_keras
-twin used for QAT; gate introspection) computes a step through `lstm_step`.
-There is no second copy of the gate math.
+Every implementation in this package computes a step through `lstm_step`:
+the Keras 3 cell (Keras's RNN loop); `lstm_sequence`, which is both
+`keras_lstm.LSTM`'s fast path and the body of the function that TFLite fuses
+into `UNIDIRECTIONAL_SEQUENCE_LSTM`; the tf_keras twin used for QAT; gate
+introspection. There is no second copy of the gate math.
 
 Weights follow Keras: `kernel (input_dim, 4 * units)`,
 `recurrent_kernel (units, 4 * units)`, `bias (4 * units,)`, gates in the order
