@@ -363,9 +363,11 @@ class SequencePath:
 
 
 # Below this many units the four gate products are too small to gain from
-# running side by side and the extra ops cost more than they save. Inference
-# against keras.layers.LSTM on 2 cores (B=64, T=100): parallel 0.69x/0.88x/
-# 0.97x at 16/32/64 units, 1.71x at 96, 1.6x at 128
+# running side by side and the extra ops cost about what they save. Against
+# keras.layers.LSTM on 2 cores (B=64, T=100; train / inference), the parallel
+# path measured 0.77x/0.77x at 16 units, 0.89x/0.93x at 32, between 0.93x
+# and 1.09x over four runs at 64 (the generic path: 0.97x-1.12x), then
+# 1.23x/1.64x at 96 and 1.32x/1.77x at 128
 # (`benchmarks/speed.py --units-sweep`, results/units_sweep.md).
 PARALLEL_MIN_UNITS = 96
 
