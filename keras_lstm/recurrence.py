@@ -125,9 +125,11 @@ def parallel_matmul(inputs, kernel, blocks):
     For `h_{t-1} U` with `U` cut into its four gate blocks, the products are
     `h_{t-1} U_g`. On CPU, TensorFlow's executor runs them at once, one per
     core, and each gate's activation can start as soon as its own product is
-    done; a single product of a few hundred columns split across threads
-    ran at about 50 GFLOP/s on 2 cores, and the step went 1.5x faster this
-    way (`benchmarks/speed.py`).
+    done. On 2 cores a single (64, 128) x (128, 512) product split across
+    threads ran at about 50 GFLOP/s; four (128, 128) blocks side by side
+    made the layer 1.6-1.8x faster at inference (`benchmarks/speed.py`).
+    Which is faster depends on the product shape: see `PARALLEL_MIN_UNITS`
+    and `benchmarks/results/units_sweep.md`.
 
     The gradient keeps the sums of the single product: the gradient with
     respect to `inputs` contracts over all columns at once (cut by rows of
