@@ -164,6 +164,31 @@ def test_parity_grid(
         )
 
 
+# The grid's widths are below PARALLEL_MIN_UNITS, so there the fast path runs
+# only when forced ("parallel"); here it runs by its own rule, at the width of
+# the speed benchmark, with the grid's weights and tolerances.
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_parity_at_a_routed_width(return_sequences, go_backwards, rng):
+    units = 128
+    assert units >= keras_lstm.layers.PARALLEL_MIN_UNITS
+    x = rng.standard_normal((BATCH, 50, FEATURES)).astype("float32")
+    reference, ours = _pair(
+        "layer",
+        units,
+        x,
+        rng,
+        return_sequences=return_sequences,
+        go_backwards=go_backwards,
+    )
+    assert ours.sequence_path() == SequencePath.PARALLEL
+    probes = [rng.standard_normal(np.shape(reference(x))).astype("float32")]
+    ref_out, ref_grads = _outputs_and_gradients(reference, x, probes)
+    our_out, our_grads = _outputs_and_gradients(ours, x, probes)
+    _assert_close_forward(our_out, ref_out)
+    _assert_close_gradients(our_grads, ref_grads)
+
+
 @pytest.mark.parametrize("kind", ["layer", "cell"])
 @pytest.mark.parametrize("via", ["masking_layer", "mask_argument"])
 def test_masking_with_padded_rows(kind, via, rng):
