@@ -14,31 +14,13 @@ import pytest
 import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from seeding import seeded
 
 import keras_lstm
 from keras_lstm.export import lowering
 from keras_lstm.layers import lowering as lowering_scope
 
 ATOL = 1e-6
-
-
-def _seeded(model, rng):
-    """Seeded LSTM and Dense weights at the scale of Keras's initializers.
-
-    Other layers (an adapted Normalization) keep theirs.
-    """
-    for layer in lowering.iter_layers(model):
-        if isinstance(layer, (keras.layers.RNN, keras.layers.Dense)):
-            layer.set_weights(
-                [
-                    (
-                        rng.standard_normal(w.shape)
-                        * (0.5 if w.ndim == 1 else 1 / np.sqrt(w.shape[0]))
-                    ).astype("float32")
-                    for w in layer.get_weights()
-                ]
-            )
-    return model
 
 
 def _keras_lstm(x, units, go_backwards, rng):
@@ -148,7 +130,7 @@ def _lstms(model):
     ["keras_lstm", "rnn_cell", "bidirectional", "nested", "normalization"],
 )
 def test_export_model_uses_keras_lstm_with_the_same_weights(kind, rng):
-    model = _seeded(_model(kind), rng)
+    model = seeded(_model(kind), rng)
     x = rng.standard_normal((3, 6, 3)).astype("float32")
     expected = np.asarray(model(x))
     before = [w.copy() for w in model.get_weights()]
@@ -169,7 +151,7 @@ def test_export_model_uses_keras_lstm_with_the_same_weights(kind, rng):
 
 def test_lowering_routes_every_lstm_through_the_fused_function(rng):
     model = lowering.export_model(
-        _seeded(_model("bidirectional"), rng), batch_size=2, timesteps=6
+        seeded(_model("bidirectional"), rng), batch_size=2, timesteps=6
     )
     x = rng.standard_normal((2, 6, 3)).astype("float32")
     expected = np.asarray(model(x))
@@ -189,7 +171,7 @@ def test_lowering_routes_every_lstm_through_the_fused_function(rng):
 def test_external_state_step_matches_the_first_keras_step(rng):
     inputs = keras.Input((None, 3))
     x = keras.layers.LSTM(4, return_sequences=True)(inputs)
-    model = _seeded(keras.Model(inputs, keras.layers.LSTM(5)(x)), rng)
+    model = seeded(keras.Model(inputs, keras.layers.LSTM(5)(x)), rng)
     x = rng.standard_normal((2, 1, 3)).astype("float32")
     export = lowering.export_model(model, batch_size=2, timesteps=1)
     step = lowering.ExternalStateStep()

@@ -13,13 +13,13 @@ import pathlib
 import keras
 import numpy as np
 import pytest
+from seeding import seeded
 
 import keras_lstm
 from keras_lstm.export import (
     TFLMArena,
     VelaSummary,
     load_tflite,
-    lowering,
     run_tflite_micro,
     tflm_arena_size,
     to_tflite,
@@ -27,21 +27,6 @@ from keras_lstm.export import (
 )
 
 T, F = 8, 3
-
-
-def _seeded(model, rng):
-    for layer in lowering.iter_layers(model):
-        if isinstance(layer, (keras.layers.RNN, keras.layers.Dense)):
-            layer.set_weights(
-                [
-                    (
-                        rng.standard_normal(w.shape)
-                        * (0.5 if w.ndim == 1 else 1 / np.sqrt(w.shape[0]))
-                    ).astype("float32")
-                    for w in layer.get_weights()
-                ]
-            )
-    return model
 
 
 def _quanta_apart(report, raw, dequantized):
@@ -56,7 +41,7 @@ def model_and_data():
     inputs = keras.Input((None, F))
     x = keras.layers.LSTM(8, return_sequences=True)(inputs)
     x = keras_lstm.LSTM(8)(x)
-    model = _seeded(keras.Model(inputs, keras.layers.Dense(3)(x)), rng)
+    model = seeded(keras.Model(inputs, keras.layers.Dense(3)(x)), rng)
     data = rng.standard_normal((64, T, F)).astype("float32")
     return model, data
 

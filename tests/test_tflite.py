@@ -16,6 +16,7 @@ import os
 import keras
 import numpy as np
 import pytest
+from seeding import seeded
 
 import keras_lstm
 from keras_lstm.export import (
@@ -23,7 +24,6 @@ from keras_lstm.export import (
     Quantization,
     TFLiteReport,
     load_tflite,
-    lowering,
     run_tflite_micro,
     to_tflite,
 )
@@ -32,22 +32,6 @@ FLOAT_ATOL = 1e-5
 T, F = 6, 3
 FUSED = "UNIDIRECTIONAL_SEQUENCE_LSTM"
 FORBIDDEN = {"WHILE", "VAR_HANDLE", "READ_VARIABLE", "CALL_ONCE"}
-
-
-def _seeded(model, rng):
-    """Seeded LSTM and Dense weights at the scale of Keras's initializers."""
-    for layer in lowering.iter_layers(model):
-        if isinstance(layer, (keras.layers.RNN, keras.layers.Dense)):
-            layer.set_weights(
-                [
-                    (
-                        rng.standard_normal(w.shape)
-                        * (0.5 if w.ndim == 1 else 1 / np.sqrt(w.shape[0]))
-                    ).astype("float32")
-                    for w in layer.get_weights()
-                ]
-            )
-    return model
 
 
 def _functional(body, time=T):
@@ -130,7 +114,7 @@ def _variant(name, rng):
         )
     else:
         model = _functional(body, time)
-    return _seeded(model, rng), fused, kwargs
+    return seeded(model, rng), fused, kwargs
 
 
 def _assert_builtin_fused(report, fused):
@@ -183,7 +167,7 @@ def classifier():
     x = keras_lstm.LSTM(32)(x)
     model = keras.Model(inputs, keras.layers.Dense(4)(x))
     data = rng.standard_normal((64, T, F)).astype("float32")
-    return _seeded(model, rng), data
+    return seeded(model, rng), data
 
 
 @pytest.mark.parametrize(
@@ -253,7 +237,7 @@ def test_dynamic_range_quantizing_nothing_is_not_silent(tmp_path, rng):
     model = keras.Model(inputs, keras_lstm.LSTM(4)(inputs))
     with pytest.warns(UserWarning, match="left the weights of 1 of 1 fused"):
         report = to_tflite(
-            _seeded(model, rng), tmp_path / "t.tflite", quantization="dynamic"
+            seeded(model, rng), tmp_path / "t.tflite", quantization="dynamic"
         )
     assert report.max_abs_error <= FLOAT_ATOL, report
 
@@ -273,7 +257,7 @@ def test_dynamic_range_that_quantizes_every_lstm_does_not_warn(tmp_path, rng):
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*left the weights.*")
         report = to_tflite(
-            _seeded(model, rng), tmp_path / "q.tflite", quantization="dynamic"
+            seeded(model, rng), tmp_path / "q.tflite", quantization="dynamic"
         )
     assert report.max_abs_error <= report.tolerance, report
 
@@ -282,7 +266,7 @@ def _streaming_model(rng, time):
     inputs = keras.Input((time, F))
     x = keras.layers.LSTM(4, return_sequences=True)(inputs)
     x = keras_lstm.LSTM(5, return_sequences=True)(x)
-    return _seeded(keras.Model(inputs, keras.layers.Dense(2)(x)), rng)
+    return seeded(keras.Model(inputs, keras.layers.Dense(2)(x)), rng)
 
 
 @pytest.mark.parametrize(
@@ -329,7 +313,7 @@ def test_streaming_steps_reproduce_the_whole_sequence(
 def test_streaming_last_output_model(rng, tmp_path):
     inputs = keras.Input((None, F))
     outputs = keras.layers.Dense(2)(keras_lstm.LSTM(5)(inputs))
-    model = _seeded(keras.Model(inputs, outputs), rng)
+    model = seeded(keras.Model(inputs, outputs), rng)
     path = tmp_path / "stream.tflite"
     to_tflite(model, path, streaming=True, batch_size=2)
     x = rng.standard_normal((5, 7, F)).astype("float32")
