@@ -104,16 +104,9 @@ def measure_gflops():
     return 50 * 2 * 512**3 / (time.perf_counter() - start) / 1e9
 
 
-def _forced(min_units):
-    """`keras_lstm.LSTM` whose path is fixed when its model is first traced."""
-
-    def make(units):
-        return _RoutedLSTM(units, min_units=min_units)
-
-    return make
-
-
 class _RoutedLSTM(keras_lstm.LSTM):
+    """`keras_lstm.LSTM` whose path is fixed when its model is traced."""
+
     def __init__(self, units, min_units, **kwargs):
         super().__init__(units, **kwargs)
         self._min_units = min_units
@@ -131,8 +124,8 @@ def units_sweep(args, x, y):
     """Speed-up of each path of `keras_lstm.LSTM` against Keras, by units."""
     candidates = {
         "keras.layers.LSTM": CANDIDATES["keras.layers.LSTM"],
-        "parallel": _forced(1),
-        "generic": _forced(10**9),
+        "parallel": lambda units: _RoutedLSTM(units, min_units=1),
+        "generic": lambda units: _RoutedLSTM(units, min_units=10**9),
     }
     lines = [
         f"B={args.batch}, T={args.timesteps}, F={args.features}; median of "
