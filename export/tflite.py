@@ -1,19 +1,21 @@
 """`to_tflite`: a Keras LSTM model to a fused, builtin-only TFLite file.
 
-The pipeline, each step refusing rather than falling back:
+`to_tflite` reads as the pipeline's table of contents; each stage refuses
+rather than falls back, and has one owner:
 
-1. validate every argument and the model's layers;
-2. rebuild the model with `keras_lstm.LSTM` layers and a fixed input shape
-   (`lowering.export_model`);
-3. trace it under the fused-LSTM lowering, so that TFLite's converter turns
-   every LSTM into `UNIDIRECTIONAL_SEQUENCE_LSTM`;
-4. convert and quantize (`quantization.configure_converter`; int16x8 is
-   rewritten from int8 by `keras_lstm.export.int16`);
-5. assert what the file holds: one fused op per LSTM call, no WHILE, Flex,
-   CUSTOM or resource-variable op, one subgraph, fixed shapes;
-6. run the file on LiteRT against the Keras model on a check batch and
-   fail past the tolerance;
-7. move the file into place atomically.
+1. check: every argument and the model, before any work (here);
+2. lower: rebuild with `keras_lstm.LSTM` layers and a fixed input shape,
+   and trace under the fused-LSTM lowering (`lowering`), so that TFLite's
+   converter turns every LSTM into `UNIDIRECTIONAL_SEQUENCE_LSTM`;
+3. convert and calibrate: integer modes calibrate every sequence from a
+   zero LSTM state, on data the check never sees (`calibration`);
+4. rewrite: repair the converter's integer LSTMs, derive int16x8 from int8
+   (`rewrite`);
+5. inspect: one fused op per LSTM call, no WHILE, Flex, CUSTOM or
+   resource-variable op, one subgraph, fixed shapes (`flatbuffer`);
+6. verify: run the file on LiteRT against the Keras model on held-out
+   sequences, and fail past the tolerance (`verification`);
+7. write: move the verified file into place atomically (`files`).
 """
 
 import dataclasses
@@ -21,7 +23,6 @@ import logging
 import math
 import numbers
 import os
-import tempfile
 import warnings
 from collections.abc import Callable
 
@@ -29,7 +30,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_lstm.export import lowering, qat, runtime
+from keras_lstm.export import (
+    _compat,
+    calibration,
+    files,
+    lowering,
+    qat,
+    runtime,
+    verification,
+)
+from keras_lstm.export.errors import ExportError
 from keras_lstm.export.quantization import (
     Quantization,
     configure_converter,
@@ -50,16 +60,7 @@ _FORBIDDEN_OPS = {
     "READ_VARIABLE": "a resource variable",
     "ASSIGN_VARIABLE": "a resource variable",
 }
-_CHECK_SEQUENCES = 16
 _STREAMING_CHECK_STEPS = 16
-
-
-class ExportError(RuntimeError):
-    """The converter produced something `to_tflite` must not ship.
-
-    Raised after conversion: an unfused recurrence, a non-builtin op, a
-    dynamic shape, or outputs too far from Keras. Nothing is written.
-    """
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,11 +80,17 @@ class TFLiteReport:
         streaming: Whether the file takes one frame per invocation.
         external_state: Whether the LSTM state is explicit inputs/outputs.
         fused_lstm_ops: Number of fused LSTM ops in the file.
-        check_sequences: Sequences in the check batch.
+        calibration_sequences: Sequences the integer ranges were
+            calibrated on (0 for modes without calibration).
+        check_set: Which sequences verified the file: `check_data`, a
+            share held out of `representative_data`, or generated ones.
+        check_sequences: Sequences in the check set.
         check_timesteps: Their length.
-        max_abs_error: Max |LiteRT - Keras| over the check batch.
+        max_abs_error: Max |LiteRT - Keras| over the check set.
         tolerance: The bound it was held to.
-        output_range: `max - min` of the Keras outputs on the check batch.
+        output_range: `max - min` of the Keras outputs on the check set.
+        argmax_agreement: For outputs with a class axis, the share of
+            check rows whose argmax agrees with Keras's; else `None`.
     """
 
     path: str
@@ -97,11 +104,14 @@ class TFLiteReport:
     streaming: bool
     external_state: bool
     fused_lstm_ops: int
+    calibration_sequences: int
+    check_set: str
     check_sequences: int
     check_timesteps: int
     max_abs_error: float
     tolerance: float
     output_range: float
+    argmax_agreement: float | None
 
     @property
     def input_dtypes(self):
@@ -199,40 +209,34 @@ def _model_input(model):
     return shape
 
 
-def _check_representative_data(data, features, quantization):
+def _sequences(name, data, features):
+    """`data` as float32 `(n, timesteps, features)`; bool and int cast."""
     if data is None:
-        if quantization.needs_representative_data:
-            raise ValueError(
-                f"quantization={quantization.value!r} needs "
-                "`representative_data`: a float array (num_sequences, "
-                f"timesteps, {features}) of typical inputs (a few hundred "
-                "training sequences) to calibrate activation ranges."
-            )
         return None
     try:
         array = np.asarray(data, dtype=np.float32)
     except (TypeError, ValueError) as error:
         raise TypeError(
-            "Received an invalid value for argument `representative_data`: "
-            "expected a float array (num_sequences, timesteps, "
-            f"{features}), got {type(data).__name__}."
+            f"Received an invalid value for argument `{name}`: expected a "
+            f"float array (num_sequences, timesteps, {features}), got "
+            f"{type(data).__name__}."
         ) from error
     if array.ndim != 3 or array.shape[2] != features or 0 in array.shape:
         raise ValueError(
-            "Received an invalid value for argument `representative_data`: "
-            f"expected shape (num_sequences, timesteps, {features}), got "
+            f"Received an invalid value for argument `{name}`: expected "
+            f"shape (num_sequences, timesteps, {features}), got "
             f"{array.shape}."
         )
     if not np.isfinite(array).all():
         raise ValueError(
-            "Received an invalid value for argument `representative_data`: "
-            "it holds NaN or infinite values."
+            f"Received an invalid value for argument `{name}`: it holds NaN "
+            "or infinite values."
         )
     return array
 
 
-def _resolve_timesteps(model_steps, timesteps, data, streaming):
-    """(file timesteps, check timesteps)."""
+def _resolve_timesteps(model_steps, timesteps, arrays, streaming):
+    """(file timesteps, check timesteps); `arrays` maps names to data."""
     if model_steps is not None and timesteps not in (None, model_steps):
         raise ValueError(
             f"Received timesteps={timesteps}, but the model's input has a "
@@ -240,17 +244,11 @@ def _resolve_timesteps(model_steps, timesteps, data, streaming):
             "the model with keras.Input(shape=(None, features))."
         )
     steps = model_steps or timesteps
-    if streaming:
-        if steps is None:
-            steps = (
-                data.shape[1] if data is not None else _STREAMING_CHECK_STEPS
-            )
-        if data is not None and data.shape[1] != steps:
-            raise ValueError(
-                "`representative_data` has sequences of "
-                f"{data.shape[1]} steps but the model takes {steps}."
-            )
-        return 1, steps
+    given = {name: a for name, a in arrays.items() if a is not None}
+    if steps is None and streaming:
+        steps = next(
+            (a.shape[1] for a in given.values()), _STREAMING_CHECK_STEPS
+        )
     if steps is None:
         raise ValueError(
             "The model's time dimension is None and TFLite's fused LSTM "
@@ -258,13 +256,14 @@ def _resolve_timesteps(model_steps, timesteps, data, streaming):
             "will take), or export with streaming=True (one frame per call, "
             "any length)."
         )
-    if data is not None and data.shape[1] != steps:
-        raise ValueError(
-            "`representative_data` has sequences of "
-            f"{data.shape[1]} steps but the file takes {steps}. Pad or crop "
-            "them to the same length."
-        )
-    return steps, steps
+    for name, array in given.items():
+        if array.shape[1] != steps:
+            takes = "the model takes" if streaming else "the file takes"
+            raise ValueError(
+                f"`{name}` has sequences of {array.shape[1]} steps but "
+                f"{takes} {steps}. Pad or crop them to the same length."
+            )
+    return (1 if streaming else steps), steps
 
 
 def _check_tolerance(tolerance):
@@ -282,6 +281,111 @@ def _check_tolerance(tolerance):
             "mode's default (see Quantization.default_tolerance)."
         )
     return float(tolerance)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """Every argument, checked, and what follows from them."""
+
+    path: str
+    model: keras.Model
+    quantization: Quantization
+    batch_size: int
+    features: int
+    file_steps: int
+    check_steps: int
+    streaming: bool
+    external_state: bool
+    tolerance: float | None
+    split: calibration.Split
+
+
+def _plan(
+    model,
+    path,
+    *,
+    quantization,
+    representative_data,
+    check_data,
+    batch_size,
+    timesteps,
+    streaming,
+    external_state,
+    tolerance,
+    progress,
+):
+    """Stage 1: checks every argument and the model, before any work."""
+    path = _check_path(path)
+    quantization = Quantization.parse(quantization)
+    batch_size = _positive_int("batch_size", batch_size)
+    timesteps = _positive_int("timesteps", timesteps, allow_none=True)
+    streaming = _flag("streaming", streaming)
+    external_state = _flag("external_state", external_state)
+    tolerance = _check_tolerance(tolerance)
+    if progress is not None and not callable(progress):
+        raise TypeError(
+            "Received an invalid value for argument `progress`: expected a "
+            f"callable progress(done, total) or None, got {progress!r}."
+        )
+    if external_state and not streaming:
+        raise ValueError(
+            "external_state=True needs streaming=True: explicit state is "
+            "for single-frame files."
+        )
+    if external_state and quantization.is_integer:
+        raise ValueError(
+            f"external_state=True with quantization={quantization.value!r} "
+            "would carry the cell state through integer inputs and outputs "
+            "between calls; the integer LSTM keeps it in int16 inside the "
+            "op. Use streaming=True without external_state for integer "
+            "files, or a float quantization."
+        )
+    if qat.is_qat_model(model):
+        # A tfmot model is tf_keras; its fine-tuned weights go back into the
+        # Keras 3 architecture, which lowers and calibrates (see qat for
+        # why the QAT ranges themselves cannot reach the fused op).
+        if not quantization.is_integer:
+            raise ValueError(
+                "Received a QAT model with quantization="
+                f"{quantization.value!r}. A QAT model is trained for integer "
+                "inference: use 'int8' (or 'int16x8'), or export "
+                "keras_lstm.export.to_keras3(qat_model) for a float file."
+            )
+        model = qat.to_keras3(model)
+    shape = _model_input(model)
+    features = shape[2]
+    data = _sequences("representative_data", representative_data, features)
+    check = _sequences("check_data", check_data, features)
+    if data is None and quantization.needs_representative_data:
+        raise ValueError(
+            f"quantization={quantization.value!r} needs "
+            "`representative_data`: a float array (num_sequences, "
+            f"timesteps, {features}) of typical inputs (a few hundred "
+            "training sequences) to calibrate activation ranges."
+        )
+    file_steps, check_steps = _resolve_timesteps(
+        shape[1],
+        timesteps,
+        {"representative_data": data, "check_data": check},
+        streaming,
+    )
+    split = calibration.split(
+        data, check, calibrated=quantization.needs_representative_data
+    )
+    lowering.check_model(model, streaming=streaming)
+    return _Plan(
+        path=path,
+        model=model,
+        quantization=quantization,
+        batch_size=batch_size,
+        features=features,
+        file_steps=file_steps,
+        check_steps=check_steps,
+        streaming=streaming,
+        external_state=external_state,
+        tolerance=tolerance,
+        split=split,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -343,32 +447,7 @@ def _trace(export, *, batch_size, timesteps, features, streaming, external):
     return function, function.get_concrete_function(), 0
 
 
-def _representative_dataset(data, batch_size, streaming, progress=None):
-    count = max(data.shape[0] // batch_size, 1)
-    total = count * (data.shape[1] if streaming else 1)
-
-    def batches():
-        done = 0
-        for i in range(count):
-            chunk = data[i * batch_size : (i + 1) * batch_size]
-            if chunk.shape[0] < batch_size:
-                reps = -(-batch_size // chunk.shape[0])
-                chunk = np.concatenate([chunk] * reps)[:batch_size]
-            frames = (
-                [chunk[:, t : t + 1] for t in range(chunk.shape[1])]
-                if streaming
-                else [chunk]
-            )
-            for frame in frames:
-                yield [frame]
-                done += 1
-                if progress is not None:
-                    progress(done, total)
-
-    return batches
-
-
-def _convert(export, function, concrete, quantization, dataset):
+def _convert(export, function, concrete, plan, progress):
     # The converter must see the tf.Variables behind Keras 3's variables:
     # given a trackable that holds them, it saves a SavedModel, keeps the
     # `api_implements` functions whole (fusing them) and freezes the
@@ -380,13 +459,38 @@ def _convert(export, function, concrete, quantization, dataset):
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
         [concrete], module
     )
-    configure_converter(converter, quantization, dataset)
-    try:
-        return converter.convert()
-    except Exception as error:  # The converter raises many types.
-        raise ExportError(
-            f"TFLite's converter failed ({type(error).__name__}): {error}"
-        ) from error
+    with _compat.calibration_resets() as reset:
+        dataset = None
+        if plan.split.calibration is not None:
+            dataset = calibration.representative_dataset(
+                plan.split.calibration,
+                batch_size=plan.batch_size,
+                streaming=plan.streaming,
+                reset=reset,
+                progress=progress,
+            )
+        configure_converter(converter, plan.quantization, dataset)
+        try:
+            return converter.convert()
+        except Exception as error:  # The converter raises many types.
+            raise ExportError(
+                f"TFLite's converter failed ({type(error).__name__}): {error}"
+            ) from error
+
+
+def _rewrite(content, quantization):
+    if quantization.is_integer:
+        try:
+            content, repairs = repair_integer_lstms(content)
+        except ValueError as error:
+            raise ExportError(str(error)) from error
+        for repair in repairs:
+            logger.info("Integer LSTM repair: %s.", repair)
+    if quantization is Quantization.INT16X8:
+        from keras_lstm.export import int16
+
+        content = int16.requantize_int16x8(content)
+    return content
 
 
 def _check_content(content, *, expected_lstm_ops, external):
@@ -447,6 +551,21 @@ def _unquantized_lstm_ops(content, quantization):
     return count
 
 
+def _warn_unquantized(content, quantization, fused):
+    unquantized = _unquantized_lstm_ops(content, quantization)
+    if unquantized:
+        # Not an error (the file is correct, only larger), but never silent.
+        warnings.warn(
+            f"quantization={quantization.value!r} left the weights of "
+            f"{unquantized} of {fused} fused LSTM op(s) in float32: the "
+            "converter quantizes only weights of 1,024 elements or more, and "
+            "the fused op stores one weight per gate (features x units and "
+            "units x units). The file is correct but no smaller for them; "
+            "use 'int8' to quantize small LSTMs.",
+            stacklevel=3,
+        )
+
+
 def _check_fixed_shapes(content):
     from tensorflow.lite.python import schema_py_generated as schema
 
@@ -466,31 +585,6 @@ def _check_fixed_shapes(content):
 
 
 # ---------------------------------------------------------------------------
-# Verification against Keras.
-
-
-def _keras_predict(model, x):
-    batch = model.inputs[0].shape[0]
-    if batch is None:
-        return np.asarray(model(x, training=False), np.float32)
-    outputs = []
-    for start in range(0, x.shape[0], batch):
-        chunk = x[start : start + batch]
-        count = chunk.shape[0]
-        chunk = np.concatenate([chunk, np.zeros_like(x[: batch - count])])
-        outputs.append(np.asarray(model(chunk, training=False))[:count])
-    return np.concatenate(outputs).astype(np.float32)
-
-
-def _check_batch(data, *, batch_size, timesteps, features):
-    count = max(batch_size, _CHECK_SEQUENCES)
-    if data is not None:
-        return data[:count]
-    rng = np.random.default_rng(0)
-    return rng.normal(size=(count, timesteps, features)).astype(np.float32)
-
-
-# ---------------------------------------------------------------------------
 
 
 def to_tflite(
@@ -499,6 +593,7 @@ def to_tflite(
     *,
     quantization: Quantization | str = "none",
     representative_data: np.ndarray | None = None,
+    check_data: np.ndarray | None = None,
     batch_size: int = 1,
     timesteps: int | None = None,
     streaming: bool = False,
@@ -512,7 +607,11 @@ def to_tflite(
     `keras.layers.RNN(LSTMCell)`, also inside `Bidirectional`) becomes one
     `UNIDIRECTIONAL_SEQUENCE_LSTM` op; the file has no WHILE, Flex or
     CUSTOM op and a fixed batch size. The file is run on LiteRT against the
-    Keras model before it is written; the write is atomic.
+    Keras model, on sequences calibration never saw, before it is written;
+    the write is atomic. The check proves the file computes what the Keras
+    model computes on those sequences, within the tolerance; it does not
+    prove the model is accurate, nor that inputs unlike them stay within
+    it (see `keras_lstm.export.verification`).
 
     State: the fused op keeps `h` and `c` in variable tensors that persist
     across invocations. Reset them before each sequence
@@ -527,10 +626,18 @@ def to_tflite(
             an existing file is replaced only on success.
         quantization: A `Quantization` or its value: `"none"`, `"float16"`,
             `"dynamic"`, `"int8"` or `"int16x8"`. Default: `"none"`.
-        representative_data: Float array `(num_sequences, timesteps,
-            features)` of typical inputs. Required for `"int8"` and
-            `"int16x8"` (calibration); its first sequences also form the
-            check batch. Default: `None` (random normal check data).
+        representative_data: Array `(num_sequences, timesteps,
+            features)` of typical inputs (cast to float32). Required for
+            `"int8"` and `"int16x8"`: calibration, each sequence from a zero
+            LSTM state. Without `check_data`, a seeded random 20 %
+            (`calibration.HOLDOUT_SHARE`) is held out of calibration to
+            verify the file; in float modes, nothing is calibrated and all
+            of it verifies the file. Default: `None`.
+        check_data: Held-out sequences, shaped like `representative_data`,
+            to verify the file on (at most
+            `verification.CHECK_LIMIT`). Default: `None`: held out of
+            `representative_data`, or, without any data, random-normal
+            sequences (the report says which).
         batch_size: The file's fixed batch size. Default: `1`.
         timesteps: The file's sequence length, needed when the model's time
             dimension is `None`. With `streaming=True`, the length of the
@@ -543,8 +650,9 @@ def to_tflite(
             in FULLY_CONNECTED, LOGISTIC, TANH, MUL and ADD), for runtimes
             without variable tensors. Float modes only. Default: `False`.
         tolerance: Largest accepted max-abs error against Keras on the check
-            batch. Default: `None`, the mode's bound
-            (`Quantization.default_tolerance`).
+            sequences. Default: `None`, the mode's bound
+            (`Quantization.default_tolerance`), which scales with the
+            outputs.
         progress: Called as `progress(done, total)` after each calibration
             batch the converter draws (integer modes), e.g. to drive a
             progress bar. Default: `None`.
@@ -557,178 +665,107 @@ def to_tflite(
         ValueError: for a bad argument or a model configuration the fused
             op cannot express (the message says what to change).
         ExportError: if the converted file is not fused and builtin-only,
-            or is farther from Keras than `tolerance`.
+            or is farther from Keras than `tolerance` on the check
+            sequences.
     """
-    # 1. Arguments, then the model, before any work.
-    path = _check_path(path)
-    quantization = Quantization.parse(quantization)
-    batch_size = _positive_int("batch_size", batch_size)
-    timesteps = _positive_int("timesteps", timesteps, allow_none=True)
-    streaming = _flag("streaming", streaming)
-    external_state = _flag("external_state", external_state)
-    tolerance = _check_tolerance(tolerance)
-    if progress is not None and not callable(progress):
-        raise TypeError(
-            "Received an invalid value for argument `progress`: expected a "
-            f"callable progress(done, total) or None, got {progress!r}."
-        )
-    if external_state and not streaming:
-        raise ValueError(
-            "external_state=True needs streaming=True: explicit state is "
-            "for single-frame files."
-        )
-    if external_state and quantization.is_integer:
-        raise ValueError(
-            f"external_state=True with quantization={quantization.value!r} "
-            "would carry the cell state through integer inputs and outputs "
-            "between calls; the integer LSTM keeps it in int16 inside the "
-            "op. Use streaming=True without external_state for integer "
-            "files, or a float quantization."
-        )
-    if qat.is_qat_model(model):
-        # A tfmot model is tf_keras; its fine-tuned weights go back into the
-        # Keras 3 architecture, which lowers and calibrates (see qat.py for
-        # why the QAT ranges themselves cannot reach the fused op).
-        if not quantization.is_integer:
-            raise ValueError(
-                "Received a QAT model with quantization="
-                f"{quantization.value!r}. A QAT model is trained for integer "
-                "inference: use 'int8' (or 'int16x8'), or export "
-                "keras_lstm.export.to_keras3(qat_model) for a float file."
-            )
-        model = qat.to_keras3(model)
-    shape = _model_input(model)
-    features = shape[2]
-    data = _check_representative_data(
-        representative_data, features, quantization
+    plan = _plan(
+        model,
+        path,
+        quantization=quantization,
+        representative_data=representative_data,
+        check_data=check_data,
+        batch_size=batch_size,
+        timesteps=timesteps,
+        streaming=streaming,
+        external_state=external_state,
+        tolerance=tolerance,
+        progress=progress,
     )
-    file_steps, check_steps = _resolve_timesteps(
-        shape[1], timesteps, data, streaming
-    )
-    if data is not None and quantization.needs_representative_data:
-        if data.shape[0] < batch_size:
-            raise ValueError(
-                f"`representative_data` has {data.shape[0]} sequences, "
-                f"fewer than batch_size={batch_size}."
-            )
-    lowering.check_model(model, streaming=streaming)
+    quantization = plan.quantization
 
-    # 2-4. Rebuild, trace, convert.
+    # 2. Lower: rebuild with keras_lstm.LSTM layers and trace.
     export = lowering.export_model(
-        model, batch_size=batch_size, timesteps=file_steps
+        plan.model, batch_size=plan.batch_size, timesteps=plan.file_steps
     )
     function, concrete, lstm_calls = _trace(
         export,
-        batch_size=batch_size,
-        timesteps=file_steps,
-        features=features,
-        streaming=streaming,
-        external=external_state,
+        batch_size=plan.batch_size,
+        timesteps=plan.file_steps,
+        features=plan.features,
+        streaming=plan.streaming,
+        external=plan.external_state,
     )
-    dataset = (
-        _representative_dataset(data, batch_size, streaming, progress)
-        if data is not None
-        else None
-    )
-    content = _convert(export, function, concrete, quantization, dataset)
-    if quantization.is_integer:
-        try:
-            content, repairs = repair_integer_lstms(content)
-        except ValueError as error:
-            raise ExportError(str(error)) from error
-        for repair in repairs:
-            logger.info("Integer LSTM repair: %s.", repair)
-    if quantization is Quantization.INT16X8:
-        from keras_lstm.export import int16
 
-        content = int16.requantize_int16x8(content)
+    # 3-4. Convert, calibrating from zero states; rewrite.
+    content = _convert(export, function, concrete, plan, progress)
+    content = _rewrite(content, quantization)
 
     # 5. What the file holds.
     ops, fused = _check_content(
-        content, expected_lstm_ops=lstm_calls, external=external_state
+        content, expected_lstm_ops=lstm_calls, external=plan.external_state
     )
-    unquantized = _unquantized_lstm_ops(content, quantization)
-    if unquantized:
-        # Not an error (the file is correct, only larger), but never silent.
-        warnings.warn(
-            f"quantization={quantization.value!r} left the weights of "
-            f"{unquantized} of {fused} fused LSTM op(s) in float32: the "
-            "converter quantizes only weights of 1,024 elements or more, and "
-            "the fused op stores one weight per gate (features x units and "
-            "units x units). The file is correct but no smaller for them; "
-            "use 'int8' to quantize small LSTMs.",
-            stacklevel=2,
-        )
+    _warn_unquantized(content, quantization, fused)
 
-    # 6-7. Verify on LiteRT from a temporary file, then move it into place.
-    check = _check_batch(
-        data,
-        batch_size=batch_size,
-        timesteps=check_steps,
-        features=features,
+    # 6-7. Verify on held-out sequences, then move the file into place.
+    check, check_name = verification.check_sequences(
+        plan.split.check,
+        plan.split.check_name,
+        batch_size=plan.batch_size,
+        timesteps=plan.check_steps,
+        features=plan.features,
     )
-    expected = _keras_predict(model, check)
-    fd, temp_path = tempfile.mkstemp(
-        dir=os.path.dirname(path), prefix=".tmp-", suffix=".tflite"
-    )
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-        runner = runtime.load_tflite(temp_path)
+    expected = verification.keras_predict(plan.model, check)
+    with files.staged_file(plan.path) as temp:
+        temp.write_bytes(content)
+        runner = runtime.load_tflite(temp)
         actual = runner.predict(check)
         output = runner.outputs[
             [t.name for t in runner.outputs].index(runtime.OUTPUT)
         ]
-        output_range = float(expected.max() - expected.min())
-        bound = tolerance or quantization.default_tolerance(
-            output_scale=output.scale, output_range=output_range
+        checked = verification.verify(
+            actual,
+            expected,
+            check,
+            check_name,
+            quantization=quantization,
+            bound=verification.tolerance_for(
+                quantization,
+                expected,
+                output_scale=output.scale,
+                tolerance=plan.tolerance,
+            ),
+            streaming=plan.streaming,
         )
-        if actual.shape != expected.shape:
-            raise ExportError(
-                f"The file's output has shape {actual.shape}, Keras gives "
-                f"{expected.shape} on the check batch."
-            )
-        error = float(np.max(np.abs(actual - expected)))
-        if not error <= bound:
-            raise ExportError(
-                f"The file's outputs are {error:.3g} (max abs) from the "
-                f"Keras model's on {check.shape[0]} check sequences of "
-                f"{check.shape[1]} steps, past the tolerance {bound:.3g} for "
-                f"quantization={quantization.value!r} (output range "
-                f"{output_range:.3g}). For a streaming file, check that no "
-                "layer after the LSTMs mixes time steps. For integer files, "
-                "give more representative data."
-            )
-        os.replace(temp_path, path)
-    except BaseException:
-        if os.path.exists(temp_path):
-            os.remove(temp_path)
-        raise
 
+    calibrated = plan.split.calibration
     report = TFLiteReport(
-        path=path,
+        path=plan.path,
         size_bytes=len(content),
         ops=ops,
         inputs=runner.inputs,
         outputs=runner.outputs,
         quantization=quantization,
-        batch_size=batch_size,
-        timesteps=file_steps,
-        streaming=streaming,
-        external_state=external_state,
+        batch_size=plan.batch_size,
+        timesteps=plan.file_steps,
+        streaming=plan.streaming,
+        external_state=plan.external_state,
         fused_lstm_ops=fused,
-        check_sequences=int(check.shape[0]),
-        check_timesteps=int(check.shape[1]),
-        max_abs_error=error,
-        tolerance=bound,
-        output_range=output_range,
+        calibration_sequences=0 if calibrated is None else len(calibrated),
+        check_set=checked.check_set,
+        check_sequences=checked.sequences,
+        check_timesteps=checked.timesteps,
+        max_abs_error=checked.max_abs_error,
+        tolerance=checked.tolerance,
+        output_range=checked.output_range,
+        argmax_agreement=checked.argmax_agreement,
     )
     logger.info(
-        "Wrote %s (%d bytes, %s): max abs error %.3g <= %.3g.",
-        path,
+        "Wrote %s (%d bytes, %s): max abs error %.3g <= %.3g on %s.",
+        plan.path,
         report.size_bytes,
         quantization.value,
-        error,
-        bound,
+        report.max_abs_error,
+        report.tolerance,
+        report.check_set,
     )
     return report
