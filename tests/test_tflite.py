@@ -26,6 +26,7 @@ from keras_lstm.export import (
     load_tflite,
     run_tflite_micro,
     to_tflite,
+    verification,
 )
 
 FLOAT_ATOL = 1e-5
@@ -142,7 +143,15 @@ def test_float_file_matches_keras(name, rng, tmp_path):
     )
     assert report.output_dtypes == ("float32",)
     assert report.max_abs_error <= FLOAT_ATOL, report
-    assert report.tolerance == 1e-4 and report.check_sequences >= batch
+    # No data given: the check ran on generated sequences, and the float
+    # bound is 1e-4 scaled by their largest |output|.
+    assert report.check_set.startswith("generated")
+    check, _ = verification.check_sequences(
+        None, "", batch_size=batch, timesteps=T, features=F
+    )
+    magnitude = max(1.0, float(np.abs(model(check, training=False)).max()))
+    assert report.tolerance == pytest.approx(1e-4 * magnitude, rel=1e-6)
+    assert report.check_sequences == check.shape[0] >= batch
 
     # Fresh data, a count that is not a multiple of the batch size.
     x = rng.standard_normal((7, T, F)).astype("float32")
@@ -209,11 +218,28 @@ def test_progress_counts_calibration_batches(classifier, tmp_path):
         tmp_path / "q.tflite",
         quantization="int8",
         representative_data=data[:24],
+        check_data=data[24:28],
         batch_size=4,
         progress=lambda done, total: calls.append((done, total)),
     )
     # 24 sequences in batches of 4: the converter draws 6 batches.
-    assert calls[:6] == [(i, 6) for i in range(1, 7)], calls
+    assert calls == [(i, 6) for i in range(1, 7)], calls
+
+
+def test_progress_counts_every_calibration_sequence_once(classifier, tmp_path):
+    model, data = classifier
+    calls = []
+    report = to_tflite(
+        model,
+        tmp_path / "q.tflite",
+        quantization="int8",
+        representative_data=data[:30],
+        batch_size=4,
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    # 6 of 30 held out; 24 calibrate, 6 batches of 4 (none dropped).
+    assert report.calibration_sequences == 24, report
+    assert calls == [(i, 6) for i in range(1, 7)], calls
 
 
 def test_progress_must_be_callable(classifier, tmp_path):
@@ -516,8 +542,10 @@ def test_int8_japanese_vowels_accuracy_within_one_point(tmp_path):
         tmp_path / "vowels_int8.tflite",
         quantization="int8",
         representative_data=x_train,
+        check_data=x_test,
     )
     assert report.ops.count(FUSED) == 1 and report.input_dtypes == ("int8",)
+    assert report.calibration_sequences == len(x_train)
     litert = accuracy(load_tflite(report.path).predict(x_test))
     micro = accuracy(run_tflite_micro(report.path, x_test).outputs)
     assert abs(litert - float_accuracy) <= 1.0, (float_accuracy, litert)
