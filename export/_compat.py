@@ -1,0 +1,80 @@
+"""Every reach into TensorFlow's, Keras's and tfmot's private internals.
+
+The export pipeline needs a few things no public API offers. Each lives
+here, behind a small function, so that a new TensorFlow or Keras release
+breaks in one module, and `tests/test_compat.py` pins each reach-in to the
+versions `pyproject.toml` supports.
+
+- `tflite_schema()`: TFLite's generated flatbuffer schema module
+  (`tensorflow.lite.python.schema_py_generated`), to read and rewrite
+  `.tflite` files.
+- `calibration_resets()`: lets the representative data set reset the fused
+  LSTM's variable tensors between calibration sequences. TFLite's
+  calibrator (`tensorflow.lite.python.optimize.calibrator.Calibrator`)
+  resets them once, in `Prepare()`, and never again.
+"""
+
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
+
+SUPPORTED = {
+    "tensorflow": ("2.21",),
+    "keras": ("3.15",),
+}
+
+
+@functools.cache
+def tflite_schema():
+    """TFLite's flatbuffer schema module (private to TensorFlow)."""
+    from tensorflow.lite.python import schema_py_generated
+
+    return schema_py_generated
+
+
+@contextlib.contextmanager
+def calibration_resets() -> Iterator[Callable[[], None]]:
+    """Yields `reset()`, which zeroes the calibrating interpreter's state.
+
+    TFLite's calibrator feeds every representative sample to one logging
+    interpreter and resets its variable tensors (the fused LSTM's `h` and
+    `c`) only when it is prepared, before the first sample. Each later
+    sample starts from the state the one before left, so ranges are taken
+    on states the stateless file never reaches (the file is reset before
+    every sequence).
+
+    Inside this context, the converter's calibrator is recorded when it
+    starts feeding, and `reset()` calls its `Prepare()` again, which
+    allocates (a no-op once allocated) and calls
+    `Interpreter::ResetVariableTensors()`. The representative data set calls
+    `reset()` before yielding the first frame of each sequence; the
+    calibrator invokes the interpreter between yields, so every sequence is
+    calibrated from a zero state. Collected statistics live in the
+    calibration reader and survive it.
+
+    Outside a calibration (no calibrator recorded yet), `reset()` does
+    nothing: the state is zero before the first sample anyway.
+    """
+    from tensorflow.lite.python.optimize import calibrator
+
+    klass = calibrator.Calibrator
+    original = klass._feed_tensors
+    current = []
+
+    @functools.wraps(original)
+    def feed_tensors(self, dataset_gen, resize_input):
+        current.append(self._calibrator)
+        try:
+            return original(self, dataset_gen, resize_input)
+        finally:
+            current.pop()
+
+    def reset():
+        if current:
+            current[-1].Prepare()
+
+    klass._feed_tensors = feed_tensors
+    try:
+        yield reset
+    finally:
+        klass._feed_tensors = original
