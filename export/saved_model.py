@@ -10,12 +10,12 @@ import dataclasses
 import os
 import pathlib
 import re
-import shutil
-import tempfile
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from keras_lstm.export import files
 
 SIGNATURE_KEY = "serving_default"
 
@@ -72,7 +72,8 @@ def to_saved_model(model, path, *, overwrite=False):
     The signature has a dynamic batch axis; other axes (the time axis
     included) are dynamic when the model's are. It is written to a
     temporary directory beside `path`, reloaded and compared with `model`,
-    and only then renamed to `path`: on failure nothing is left behind.
+    and only then renamed to `path` (`files.staged_dir`): on failure nothing
+    is left behind. Files and directories take the user's umask.
 
     Args:
         model: A built `keras.Model` (with `keras_lstm` layers or any other
@@ -99,18 +100,11 @@ def to_saved_model(model, path, *, overwrite=False):
     specs = _input_specs(input_tensors)
     module = _serving_module(model, specs)
 
-    staging = pathlib.Path(
-        tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)
-    )
-    try:
+    with files.staged_dir(path) as staging:
         tf.saved_model.save(
             module, str(staging), signatures={SIGNATURE_KEY: module.serve}
         )
         outputs, max_abs_error = _check_parity(model, specs, staging)
-        _move_into_place(staging, path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return SavedModelReport(
         path=path,
         size_bytes=_tree_size(path),
@@ -302,25 +296,6 @@ def _check_parity(model, specs, saved_dir):
         for name in expected
     )
     return outputs, max_abs_error
-
-
-def _move_into_place(staging, path):
-    if not path.exists():
-        os.rename(staging, path)
-        return
-    # overwrite=True: swap, so `path` is never missing a complete SavedModel
-    # for longer than two renames.
-    retired = pathlib.Path(
-        tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent)
-    )
-    os.rename(path, retired / path.name)
-    try:
-        os.rename(staging, path)
-    except BaseException:
-        os.rename(retired / path.name, path)
-        raise
-    finally:
-        shutil.rmtree(retired, ignore_errors=True)
 
 
 def _tree_size(path):

@@ -245,6 +245,25 @@ def test_failure_leaves_nothing_behind(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
+def test_directory_and_files_take_the_umask(tmp_path):
+    # A SavedModel is served by another user (TF Serving): 0755 / 0644
+    # under umask 022, not tempfile's 0700.
+    ours, _ = _model_and_twin()
+    previous = os.umask(0o022)
+    try:
+        report = to_saved_model(ours, tmp_path / "model")
+    finally:
+        os.umask(previous)
+    entries = [report.path, *report.path.rglob("*")]
+    modes = {
+        str(p.relative_to(tmp_path)): oct(p.stat().st_mode & 0o777)
+        for p in entries
+    }
+    for entry in entries:
+        expected = 0o755 if entry.is_dir() else 0o644
+        assert entry.stat().st_mode & 0o777 == expected, modes
+
+
 def test_existing_path_is_refused_unless_overwrite(tmp_path, rng):
     first, _ = _model_and_twin()
     second, second_twin = _model_and_twin()
