@@ -10,7 +10,7 @@ quantization-aware training with tensorflow-model-optimization; `to_tflite`
 takes the fine-tuned result.
 """
 
-from keras_lstm.export.qat import qat_to_tflite, quantize_model, to_keras3
+from keras_lstm.export.qat import quantize_model, to_keras3
 from keras_lstm.export.quantization import Quantization
 from keras_lstm.export.runtime import (
     TensorInfo,
@@ -42,7 +42,6 @@ __all__ = [
     "TensorInfo",
     "VelaSummary",
     "load_tflite",
-    "qat_to_tflite",
     "quantize_model",
     "run_tflite_micro",
     "tflm_arena_size",
