@@ -12,14 +12,16 @@ takes the fine-tuned result.
 
 from keras_lstm.export.qat import quantize_model, to_keras3
 from keras_lstm.export.quantization import Quantization
-from keras_lstm.export.runtime import (
+from keras_lstm.export.runners import (
     TensorInfo,
+    TFLiteMicroUnsupportedError,
     TFLiteRunner,
     TFLMArena,
     TFLMResult,
     VelaSummary,
     load_tflite,
     run_tflite_micro,
+    tflite_micro_blockers,
     tflm_arena_size,
     vela_summary,
 )
@@ -37,6 +39,7 @@ __all__ = [
     "SignatureTensor",
     "TFLMArena",
     "TFLMResult",
+    "TFLiteMicroUnsupportedError",
     "TFLiteReport",
     "TFLiteRunner",
     "TensorInfo",
@@ -44,6 +47,7 @@ __all__ = [
     "load_tflite",
     "quantize_model",
     "run_tflite_micro",
+    "tflite_micro_blockers",
     "tflm_arena_size",
     "to_keras3",
     "to_saved_model",

@@ -23,7 +23,7 @@ import numpy as np
 import tqdm
 
 import keras_lstm
-from keras_lstm.export import runtime
+from keras_lstm.export import runners
 from keras_lstm.export.quantization import Quantization
 from keras_lstm.export.saved_model import to_saved_model
 from keras_lstm.export.tflite import ExportError, to_tflite
@@ -438,7 +438,7 @@ def _inspect(args):
     if head[4:8] != _TFLITE_IDENTIFIER:
         raise UsageError(f"FILE {path} is not a TFLite flatbuffer.")
     with _library_errors(f"cannot read {path}"):
-        runner = runtime.load_tflite(str(path))
+        runner = runners.load_tflite(str(path))
 
     kind = "streaming" if runner.streaming else "sequences"
     if runner.external_state:
@@ -476,7 +476,10 @@ def _arena_line(path):
     if importlib.util.find_spec("tflite_micro") is None:
         return "TFLite Micro: not installed (pip install tflite-micro)"
     try:
-        arena = runtime.tflm_arena_size(str(path))
+        arena = runners.tflm_arena_size(str(path))
+    except runners.TFLiteMicroUnsupportedError as error:
+        # Refused before any search: the 64 MiB cap is no arena size.
+        return "TFLite Micro: not runnable: " + "; ".join(error.blockers)
     except (RuntimeError, ValueError) as error:
         return f"TFLite Micro: does not run it: {_summary(error)}"
     recorded = (
@@ -503,7 +506,7 @@ def _vela_line(path, runner, accelerator_config):
             "(this one takes float32)"
         )
     try:
-        vela = runtime.vela_summary(
+        vela = runners.vela_summary(
             str(path), accelerator_config=accelerator_config
         )
     except (RuntimeError, ValueError) as error:

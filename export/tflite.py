@@ -8,7 +8,7 @@ The pipeline, each step refusing rather than falling back:
 3. trace it under the fused-LSTM lowering, so that TFLite's converter turns
    every LSTM into `UNIDIRECTIONAL_SEQUENCE_LSTM`;
 4. convert and quantize (`quantization.configure_converter`; int16x8 is
-   rewritten from int8 by `keras_lstm.export.int16`);
+   rewritten from int8 by `keras_lstm.export.rewrite`);
 5. assert what the file holds: one fused op per LSTM call, no WHILE, Flex,
    CUSTOM or resource-variable op, one subgraph, fixed shapes;
 6. run the file on LiteRT against the Keras model on a check batch and
@@ -29,12 +29,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_lstm.export import lowering, qat, runtime
-from keras_lstm.export.quantization import (
-    Quantization,
-    configure_converter,
-    repair_integer_lstms,
+from keras_lstm.export import (
+    contract,
+    flatbuffer,
+    lowering,
+    qat,
+    rewrite,
+    runners,
 )
+from keras_lstm.export.quantization import Quantization, configure_converter
 from keras_lstm.layers import lowering as lowering_scope
 
 logger = logging.getLogger(__name__)
@@ -301,7 +304,7 @@ class _CountingLowering:
 
 def _trace(export, *, batch_size, timesteps, features, streaming, external):
     """The concrete function to convert, and the expected fused-op count."""
-    data_name = runtime.FRAME if streaming else runtime.SEQUENCES
+    data_name = contract.FRAME if streaming else contract.SEQUENCES
     data_spec = tf.TensorSpec(
         (batch_size, timesteps, features), tf.float32, name=data_name
     )
@@ -310,7 +313,7 @@ def _trace(export, *, batch_size, timesteps, features, streaming, external):
 
         def serve(x):
             with lowering_scope(counter):
-                return {runtime.OUTPUT: export(x, training=False)}
+                return {contract.OUTPUT: export(x, training=False)}
 
         function = tf.function(serve, input_signature=[data_spec])
         return function, function.get_concrete_function(), counter.calls
@@ -323,7 +326,7 @@ def _trace(export, *, batch_size, timesteps, features, streaming, external):
         )
     specs = [data_spec]
     for index, layer in enumerate(discovery.layers):
-        for name in runtime.state_names(index)[0]:
+        for name in contract.state_names(index)[0]:
             specs.append(
                 tf.TensorSpec((batch_size, layer.units), tf.float32, name=name)
             )
@@ -332,9 +335,9 @@ def _trace(export, *, batch_size, timesteps, features, streaming, external):
         pairs = list(zip(states[0::2], states[1::2], strict=True))
         step = lowering.ExternalStateStep(pairs)
         with lowering_scope(step):
-            results = {runtime.OUTPUT: export(frame, training=False)}
+            results = {contract.OUTPUT: export(frame, training=False)}
         for index, (h, c) in enumerate(step.new_states):
-            h_name, c_name = runtime.state_names(index)[1]
+            h_name, c_name = contract.state_names(index)[1]
             results[h_name] = tf.identity(h)
             results[c_name] = tf.identity(c)
         return results
@@ -391,7 +394,7 @@ def _convert(export, function, concrete, quantization, dataset):
 
 def _check_content(content, *, expected_lstm_ops, external):
     """Raises `ExportError` unless the file is fused, builtin-only, fixed."""
-    ops = runtime.op_names(content)
+    ops = flatbuffer.op_names(content)
     for op in ops:
         if op.startswith("CUSTOM:"):
             raise ExportError(
@@ -405,7 +408,7 @@ def _check_content(content, *, expected_lstm_ops, external):
                 "LSTM did not lower to the fused op. Ops: "
                 f"{ops}. Please report this with the model's summary."
             )
-    if runtime.subgraph_count(content) != 1:
+    if flatbuffer.subgraph_count(content) != 1:
         raise ExportError(
             "The converted file has several subgraphs (control flow); "
             f"ops: {ops}."
@@ -433,7 +436,7 @@ def _unquantized_lstm_ops(content, quantization):
     if quantization not in (Quantization.DYNAMIC, Quantization.FLOAT16):
         return 0
     subgraph = schema.Model.GetRootAsModel(content, 0).Subgraphs(0)
-    ops = runtime.op_names(content)
+    ops = flatbuffer.op_names(content)
     count = 0
     for i in range(subgraph.OperatorsLength()):
         if ops[i] not in _FUSED_OPS:
@@ -633,15 +636,13 @@ def to_tflite(
     content = _convert(export, function, concrete, quantization, dataset)
     if quantization.is_integer:
         try:
-            content, repairs = repair_integer_lstms(content)
+            content, repairs = rewrite.repair_integer_lstms(content)
         except ValueError as error:
             raise ExportError(str(error)) from error
         for repair in repairs:
             logger.info("Integer LSTM repair: %s.", repair)
     if quantization is Quantization.INT16X8:
-        from keras_lstm.export import int16
-
-        content = int16.requantize_int16x8(content)
+        content = rewrite.requantize_int16x8(content)
 
     # 5. What the file holds.
     ops, fused = _check_content(
@@ -674,10 +675,10 @@ def to_tflite(
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(content)
-        runner = runtime.load_tflite(temp_path)
+        runner = runners.load_tflite(temp_path)
         actual = runner.predict(check)
         output = runner.outputs[
-            [t.name for t in runner.outputs].index(runtime.OUTPUT)
+            [t.name for t in runner.outputs].index(contract.OUTPUT)
         ]
         output_range = float(expected.max() - expected.min())
         bound = tolerance or quantization.default_tolerance(
