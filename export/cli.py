@@ -5,11 +5,15 @@ A thin command line over `keras_lstm.export`: `export` calls `to_tflite` or
 `vela_summary`. The checks here are the ones only a command line needs
 (files on disk, flags that go together); everything else is the library's.
 
-Exit codes: 0 success; 1 the export ran but its result was refused
-(`ExportError`: unfused recurrence, outputs too far from Keras); 2 a user
-error (a missing file, a bad flag value, a model or array that does not
-fit). Errors are one line on stderr, without a traceback; unexpected
-exceptions (bugs) keep theirs.
+Exit codes: 0 success; 2 a user error (a bad flag, a missing or unreadable
+file, a model or array the library refuses with `ValueError`, `TypeError`
+or `OSError`): fix the command and run it again; 1 the export failed: its
+result was refused (`ExportError`: an unfused recurrence, outputs too far
+from Keras), or a bug. `ExportError` is not a user error: every argument
+passed the library's checks before the work began, and the refusal is of
+what the converter made. Every failure is one line on stderr; `--debug`
+adds the traceback (and, through the console script, TensorFlow's own
+log, see `keras_lstm_cli`).
 """
 
 import argparse
@@ -17,6 +21,7 @@ import contextlib
 import importlib.util
 import pathlib
 import sys
+import traceback
 
 import keras
 import numpy as np
@@ -62,6 +67,14 @@ _TFLITE_ONLY = {
 _TFLITE_IDENTIFIER = b"TFL3"
 
 
+# Accepted before or after the command; a sub-command's default must not
+# override the top level's, hence SUPPRESS there.
+_DEBUG_FLAG = {
+    "action": "store_true",
+    "help": "on failure, print the traceback; show TensorFlow's log",
+}
+
+
 class UsageError(Exception):
     """A mistake the user can fix; printed as one line, exit code 2."""
 
@@ -97,6 +110,7 @@ def build_parser():
     parser.add_argument(
         "--version", action="version", version=keras_lstm.__version__
     )
+    parser.add_argument("--debug", **_DEBUG_FLAG)
     commands = parser.add_subparsers(
         dest="command", metavar="COMMAND", required=True
     )
@@ -110,6 +124,7 @@ def build_parser():
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    export.add_argument("--debug", **_DEBUG_FLAG, default=argparse.SUPPRESS)
     export.add_argument("model", metavar="MODEL", help="a .keras model file")
     export.add_argument(
         "out",
@@ -174,6 +189,7 @@ def build_parser():
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    inspect.add_argument("--debug", **_DEBUG_FLAG, default=argparse.SUPPRESS)
     inspect.add_argument("file", metavar="FILE", help="a .tflite file")
     inspect.add_argument(
         "--no-arena",
@@ -197,23 +213,34 @@ def main(argv=None):
     """Runs `keras-lstm` with `argv` (default: `sys.argv[1:]`).
 
     Returns:
-        The exit code: 0 success, 1 export refused, 2 user error.
+        The exit code: 0 success, 1 export failed (refused or a bug), 2 user
+        error, 130 interrupted.
     """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        debug = args.debug
         return args.run(args)
     except SystemExit as done:  # --help, --version
         return done.code if isinstance(done.code, int) else 0
     except UsageError as error:
-        return _fail(error, 2)
+        return _fail(error, 2, debug)
     except ExportError as error:
-        return _fail(error, 1)
+        return _fail(error, 1, debug)
     except KeyboardInterrupt:
-        return _fail("interrupted", 130)
+        return _fail("interrupted", 130, debug)
+    except Exception as error:  # A bug: still one line, unless --debug.
+        message = f"internal error ({type(error).__name__}: {error})"
+        if not debug:
+            message += "; run again with --debug for the traceback"
+        return _fail(message, 1, debug)
 
 
-def _fail(error, code):
+def _fail(error, code, debug=False):
+    if debug:  # Called in an `except` block: the exception in flight.
+        traceback.print_exc(file=sys.stderr)
     # One line, however the message was wrapped.
     message = " ".join(str(error).split())
     print(f"{PROG}: error: {message}", file=sys.stderr)
@@ -382,10 +409,11 @@ def _load_calibration(name):
             f"--calibration {name} is a .npz archive; save the sequences "
             "alone with numpy.save(path, array)."
         )
-    if array.dtype.kind not in "fiu":
+    # As to_tflite: bool and integer arrays are cast to float32.
+    if array.dtype.kind not in "biuf":
         raise UsageError(
             f"--calibration {name} holds {array.dtype} values; expected "
-            "float sequences."
+            "float sequences (int and bool arrays are cast to float32)."
         )
     if array.ndim != 3 or 0 in array.shape:
         raise UsageError(
