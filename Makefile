@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test smoke lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ demo: $(STAMP)
 # a suite that runs nothing proves nothing.
 test: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -n 2 --dist loadfile -q
+
+# `pip install keras-lstm` without extras, in a fresh venv: the CLI exports
+# and inspects, and to_tflite verifies on LiteRT (a few minutes; CI runs it).
+smoke:
+	bash .ci/smoke.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

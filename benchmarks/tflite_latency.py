@@ -49,7 +49,7 @@ from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 
 import keras_lstm  # noqa: E402
 from keras_lstm.export import Quantization, to_tflite  # noqa: E402
-from keras_lstm.export.runtime import op_names  # noqa: E402
+from keras_lstm.export.flatbuffer import op_names  # noqa: E402
 
 BATCH, TIMESTEPS, FEATURES, UNITS = 1, 100, 32, 128
 MODES = (

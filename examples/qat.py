@@ -3,8 +3,8 @@
 Two tasks, each trained in float32 with `keras_lstm.LSTM`, then exported
 three ways with `keras_lstm.export`: float32, int8 by post-training
 quantization (PTQ: `to_tflite(..., quantization="int8")`), and int8 after
-QAT (`quantize_model`, fine-tune, `qat_to_tflite`). Accuracy is measured on
-the test split with Keras, LiteRT and TFLite Micro.
+QAT (`quantize_model`, fine-tune, `to_tflite(qat_model, ...)`). Accuracy is
+measured on the test split with Keras, LiteRT and TFLite Micro.
 
 - JapaneseVowels (aeon, no download): 12 LPC cepstrum channels, 7 to 29
   frames, 9 speakers; normalized with training statistics and left-padded
@@ -231,9 +231,10 @@ def run_task(task, directory, log):
     log(f"{task.name}: QAT fine-tuned in {time.time() - start:.0f} s")
     keras_qat = accuracy(qat_model.predict(task.x_test, verbose=0), task.y_test)
     path = str(directory / f"{task.name}_qat_int8.tflite")
-    report = qat.qat_to_tflite(
+    report = to_tflite(
         qat_model,
         path,
+        quantization="int8",
         representative_data=representative,
         tolerance=INT8_TOLERANCE,
     )

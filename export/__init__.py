@@ -4,22 +4,27 @@
 `UNIDIRECTIONAL_SEQUENCE_LSTM` op) and checks it against Keras;
 `load_tflite` runs it with float32 in and out. `run_tflite_micro`,
 `tflm_arena_size` and `vela_summary` check it on TFLite Micro and for Arm
-Ethos-U NPUs. `to_saved_model` writes a standalone SavedModel with a dynamic
-batch that loads without keras_lstm. `quantize_model` prepares a model for
-quantization-aware training with tensorflow-model-optimization; `to_tflite`
-takes the fine-tuned result.
+Ethos-U NPUs; `tflite_micro_blockers` says why TFLite Micro cannot run a
+file, and its entry points refuse such a file
+(`TFLiteMicroUnsupportedError`) rather than return NaN. `to_saved_model`
+writes a standalone SavedModel with a dynamic batch that loads without
+keras_lstm. `quantize_model` prepares a model for quantization-aware
+training with tensorflow-model-optimization; `to_tflite` takes the
+fine-tuned result.
 """
 
-from keras_lstm.export.qat import qat_to_tflite, quantize_model, to_keras3
+from keras_lstm.export.qat import quantize_model, to_keras3
 from keras_lstm.export.quantization import Quantization
-from keras_lstm.export.runtime import (
+from keras_lstm.export.runners import (
     TensorInfo,
+    TFLiteMicroUnsupportedError,
     TFLiteRunner,
     TFLMArena,
     TFLMResult,
     VelaSummary,
     load_tflite,
     run_tflite_micro,
+    tflite_micro_blockers,
     tflm_arena_size,
     vela_summary,
 )
@@ -37,14 +42,15 @@ __all__ = [
     "SignatureTensor",
     "TFLMArena",
     "TFLMResult",
+    "TFLiteMicroUnsupportedError",
     "TFLiteReport",
     "TFLiteRunner",
     "TensorInfo",
     "VelaSummary",
     "load_tflite",
-    "qat_to_tflite",
     "quantize_model",
     "run_tflite_micro",
+    "tflite_micro_blockers",
     "tflm_arena_size",
     "to_keras3",
     "to_saved_model",

@@ -12,6 +12,8 @@ versions `pyproject.toml` supports.
   LSTM's variable tensors between calibration sequences. TFLite's
   calibrator (`tensorflow.lite.python.optimize.calibrator.Calibrator`)
   resets them once, in `Prepare()`, and never again.
+- `tf_keras_lstm_cell_base(name)`: tf_keras's private `DropoutRNNCellMixin`
+  and `BaseRandomLayer`, the bases of the QAT twin cell.
 """
 
 import contextlib
@@ -78,3 +80,27 @@ def calibration_resets() -> Iterator[Callable[[], None]]:
         yield reset
     finally:
         klass._feed_tensors = original
+
+
+def tf_keras_lstm_cell_base(name: str) -> type:
+    """A base class of `tf_keras.layers.LSTMCell`, found by class name.
+
+    The QAT twin cell derives from tf_keras's `DropoutRNNCellMixin` and
+    `BaseRandomLayer`, which live in `tf_keras.src` (private). Walking the
+    public class's MRO avoids importing `tf_keras.src`. Only
+    `keras_lstm.export.qat.layers`, which has imported tf_keras (and kept
+    Keras 3 in charge), calls this.
+
+    Raises:
+        ImportError: if tf_keras's `LSTMCell` no longer derives from `name`.
+    """
+    import tf_keras
+
+    for klass in tf_keras.layers.LSTMCell.__mro__:
+        if klass.__name__ == name:
+            return klass
+    raise ImportError(
+        f"keras_lstm QAT needs tf_keras.layers.LSTMCell to derive from {name}, "
+        f"which tf_keras {tf_keras.__version__} no longer does. Install "
+        "tf-keras 2.21.x (see pyproject.toml, extra `qat`)."
+    )

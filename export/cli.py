@@ -5,11 +5,15 @@ A thin command line over `keras_lstm.export`: `export` calls `to_tflite` or
 `vela_summary`. The checks here are the ones only a command line needs
 (files on disk, flags that go together); everything else is the library's.
 
-Exit codes: 0 success; 1 the export ran but its result was refused
-(`ExportError`: unfused recurrence, outputs too far from Keras); 2 a user
-error (a missing file, a bad flag value, a model or array that does not
-fit). Errors are one line on stderr, without a traceback; unexpected
-exceptions (bugs) keep theirs.
+Exit codes: 0 success; 2 a user error (a bad flag, a missing or unreadable
+file, a model or array the library refuses with `ValueError`, `TypeError`
+or `OSError`): fix the command and run it again; 1 the export failed: its
+result was refused (`ExportError`: an unfused recurrence, outputs too far
+from Keras), or a bug. `ExportError` is not a user error: every argument
+passed the library's checks before the work began, and the refusal is of
+what the converter made. Every failure is one line on stderr; `--debug`
+adds the traceback (and, through the console script, TensorFlow's own
+log, see `keras_lstm_cli`).
 """
 
 import argparse
@@ -17,13 +21,15 @@ import contextlib
 import importlib.util
 import pathlib
 import sys
+import traceback
 
 import keras
 import numpy as np
 import tqdm
 
 import keras_lstm
-from keras_lstm.export import runtime
+from keras_lstm.export import calibration as export_calibration
+from keras_lstm.export import runners
 from keras_lstm.export.quantization import Quantization
 from keras_lstm.export.saved_model import to_saved_model
 from keras_lstm.export.tflite import ExportError, to_tflite
@@ -62,6 +68,14 @@ _TFLITE_ONLY = {
 _TFLITE_IDENTIFIER = b"TFL3"
 
 
+# Accepted before or after the command; a sub-command's default must not
+# override the top level's, hence SUPPRESS there.
+_DEBUG_FLAG = {
+    "action": "store_true",
+    "help": "on failure, print the traceback; show TensorFlow's log",
+}
+
+
 class UsageError(Exception):
     """A mistake the user can fix; printed as one line, exit code 2."""
 
@@ -97,6 +111,7 @@ def build_parser():
     parser.add_argument(
         "--version", action="version", version=keras_lstm.__version__
     )
+    parser.add_argument("--debug", **_DEBUG_FLAG)
     commands = parser.add_subparsers(
         dest="command", metavar="COMMAND", required=True
     )
@@ -110,6 +125,7 @@ def build_parser():
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    export.add_argument("--debug", **_DEBUG_FLAG, default=argparse.SUPPRESS)
     export.add_argument("model", metavar="MODEL", help="a .keras model file")
     export.add_argument(
         "out",
@@ -132,7 +148,14 @@ def build_parser():
         "--calibration",
         metavar="CALIB.npy",
         help="float array (num_sequences, timesteps, features) of typical "
-        "inputs; required for int8 and int16x8",
+        "inputs; required for int8 and int16x8. Without --check-data, 20%% "
+        "of it is held out of calibration to check the file",
+    )
+    export.add_argument(
+        "--check-data",
+        metavar="CHECK.npy",
+        help="held-out sequences, shaped like --calibration, to check the "
+        "file against Keras on (default: held out of --calibration)",
     )
     export.add_argument(
         "--batch-size",
@@ -174,6 +197,7 @@ def build_parser():
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    inspect.add_argument("--debug", **_DEBUG_FLAG, default=argparse.SUPPRESS)
     inspect.add_argument("file", metavar="FILE", help="a .tflite file")
     inspect.add_argument(
         "--no-arena",
@@ -197,23 +221,34 @@ def main(argv=None):
     """Runs `keras-lstm` with `argv` (default: `sys.argv[1:]`).
 
     Returns:
-        The exit code: 0 success, 1 export refused, 2 user error.
+        The exit code: 0 success, 1 export failed (refused or a bug), 2 user
+        error, 130 interrupted.
     """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        debug = args.debug
         return args.run(args)
     except SystemExit as done:  # --help, --version
         return done.code if isinstance(done.code, int) else 0
     except UsageError as error:
-        return _fail(error, 2)
+        return _fail(error, 2, debug)
     except ExportError as error:
-        return _fail(error, 1)
+        return _fail(error, 1, debug)
     except KeyboardInterrupt:
-        return _fail("interrupted", 130)
+        return _fail("interrupted", 130, debug)
+    except Exception as error:  # A bug: still one line, unless --debug.
+        message = f"internal error ({type(error).__name__}: {error})"
+        if not debug:
+            message += "; run again with --debug for the traceback"
+        return _fail(message, 1, debug)
 
 
-def _fail(error, code):
+def _fail(error, code, debug=False):
+    if debug:  # Called in an `except` block: the exception in flight.
+        traceback.print_exc(file=sys.stderr)
     # One line, however the message was wrapped.
     message = " ".join(str(error).split())
     print(f"{PROG}: error: {message}", file=sys.stderr)
@@ -304,17 +339,22 @@ def _export(args):
         raise UsageError(
             f"OUT {out} already exists; pass --overwrite to replace it."
         )
-    calibration = (
-        _load_calibration(args.calibration) if args.calibration else None
-    )
+    calibration = _load_sequences(args.calibration, "--calibration")
+    check = _load_sequences(args.check_data, "--check-data")
 
     if args.format == SAVED_MODEL:
         stages = ["loading model", "writing SavedModel"]
-    elif calibration is not None:
+    elif calibration is not None and quantization.needs_representative_data:
+        with _library_errors():
+            split = export_calibration.split(
+                calibration, check, calibrated=True
+            )
+        held = len(calibration) - len(split.calibration)
         stages = [
             "loading model",
-            f"converting, calibrating on {len(calibration)} sequences and "
-            "checking on LiteRT",
+            f"converting, calibrating on {len(split.calibration)} sequences"
+            + (f" ({held} held out)" if held else "")
+            + " and checking on LiteRT",
         ]
     else:
         stages = ["loading model", "converting and checking on LiteRT"]
@@ -330,6 +370,7 @@ def _export(args):
                     out,
                     quantization=args.quantization,
                     representative_data=calibration,
+                    check_data=check,
                     batch_size=args.batch_size,
                     timesteps=args.timesteps,
                     streaming=args.streaming,
@@ -367,29 +408,33 @@ def _load_model(path):
     return model
 
 
-def _load_calibration(name):
-    path = _existing_file(name, "--calibration")
+def _load_sequences(name, flag):
+    """The `.npy` sequences behind `flag`, as float32; `None` if not given."""
+    if not name:
+        return None
+    path = _existing_file(name, flag)
     try:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as error:
         raise UsageError(
-            f"--calibration {name} is not a .npy array ({error}); save one "
+            f"{flag} {name} is not a .npy array ({error}); save one "
             "with numpy.save."
         ) from error
     if not isinstance(array, np.ndarray):
         array.close()
         raise UsageError(
-            f"--calibration {name} is a .npz archive; save the sequences "
+            f"{flag} {name} is a .npz archive; save the sequences "
             "alone with numpy.save(path, array)."
         )
-    if array.dtype.kind not in "fiu":
+    # As to_tflite: bool and integer arrays are cast to float32.
+    if array.dtype.kind not in "biuf":
         raise UsageError(
-            f"--calibration {name} holds {array.dtype} values; expected "
-            "float sequences."
+            f"{flag} {name} holds {array.dtype} values; expected "
+            "float sequences (int and bool arrays are cast to float32)."
         )
     if array.ndim != 3 or 0 in array.shape:
         raise UsageError(
-            f"--calibration {name} has shape {array.shape}; expected "
+            f"{flag} {name} has shape {array.shape}; expected "
             "(num_sequences, timesteps, features)."
         )
     return array.astype(np.float32)
@@ -411,8 +456,14 @@ def _print_tflite_report(report):
     print(
         f"max abs error vs Keras: {report.max_abs_error:.3g} (tolerance "
         f"{report.tolerance:.3g}) on {report.check_sequences} sequences of "
-        f"{report.check_timesteps} steps"
+        f"{report.check_timesteps} steps: {report.check_set}"
     )
+    if report.argmax_agreement is not None:
+        print(f"argmax agreement with Keras: {report.argmax_agreement:.1%}")
+    if report.tflite_micro_ready:
+        print("TFLite Micro: runnable")
+    for reason in report.tflite_micro_blockers:
+        print(f"TFLite Micro: not runnable: {reason}")
 
 
 def _print_saved_model_report(report):
@@ -438,7 +489,7 @@ def _inspect(args):
     if head[4:8] != _TFLITE_IDENTIFIER:
         raise UsageError(f"FILE {path} is not a TFLite flatbuffer.")
     with _library_errors(f"cannot read {path}"):
-        runner = runtime.load_tflite(str(path))
+        runner = runners.load_tflite(str(path))
 
     kind = "streaming" if runner.streaming else "sequences"
     if runner.external_state:
@@ -476,7 +527,10 @@ def _arena_line(path):
     if importlib.util.find_spec("tflite_micro") is None:
         return "TFLite Micro: not installed (pip install tflite-micro)"
     try:
-        arena = runtime.tflm_arena_size(str(path))
+        arena = runners.tflm_arena_size(str(path))
+    except runners.TFLiteMicroUnsupportedError as error:
+        # Refused before any search: the 64 MiB cap is no arena size.
+        return "TFLite Micro: not runnable: " + "; ".join(error.blockers)
     except (RuntimeError, ValueError) as error:
         return f"TFLite Micro: does not run it: {_summary(error)}"
     recorded = (
@@ -503,7 +557,7 @@ def _vela_line(path, runner, accelerator_config):
             "(this one takes float32)"
         )
     try:
-        vela = runtime.vela_summary(
+        vela = runners.vela_summary(
             str(path), accelerator_config=accelerator_config
         )
     except (RuntimeError, ValueError) as error:

@@ -25,7 +25,7 @@ class Quantization(enum.StrEnum):
     - `INT16X8` (`"int16x8"`): 16-bit activations, int8 weights, int64
       biases, int16 input and output. TFLite's converter refuses it for the
       LSTM op (TF#59626), so the file is rewritten from the `INT8` one
-      (`keras_lstm.export.int16`). Runs on TFLite Micro.
+      (`keras_lstm.export.rewrite`). Runs on TFLite Micro.
     """
 
     NONE = "none"
@@ -103,7 +103,7 @@ class Quantization(enum.StrEnum):
           JapaneseVowels (29 steps, softmax outputs): int8 0.019 on the
           check batch, 0.077 worst case over 640 sequences, against a
           bound of 0.081; int16x8 0.031 worst case. The converter bugs
-          that `repair_integer_lstms` fixes gave 11 % to 100 % of the
+          that `rewrite.repair_integer_lstms` fixes gave 11 % to 100 % of the
           range, well past it.
 
         Args:
@@ -167,105 +167,3 @@ def configure_converter(
         ]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
-
-
-# Two quirks of the converter's integer LSTM output, repaired here; each was
-# measured on small stacked and bidirectional models, where LiteRT drifted
-# by a third of the output range before the repair and matches TFLite Micro
-# to the quantum after it.
-#
-# 1. LiteRT computes tanh(c) with `ApplyTanh(15 + log2(cell_scale), ...)`
-#    (lstm_eval.cc), which handles 0 to 6 integer bits: cell-state scales
-#    from 2^-15 to 2^-9. The converter picks the smallest power of two that
-#    covers the calibrated cell range, so a layer whose |c| stays under 0.5
-#    gets 2^-16, and LiteRT then saturates its hidden state (TFLite Micro
-#    computes it correctly). Widening the scale to 2^-15 keeps the file
-#    consistent: the cell state is a variable tensor without stored data,
-#    and the kernels derive every cell shift from its scale.
-# 2. The op writes h to its output and to its hidden-state variable, and
-#    reads it back from the variable at the next step, so both (and the
-#    `effective_hidden_scale` intermediate, from which LiteRT takes the
-#    output zero point) must share one scale. When a consumer forces the
-#    output's scale (CONCATENATION after a Bidirectional), the converter
-#    moves the output's parameters only. We give the other two the
-#    output's parameters, which is what every consumer reads.
-_HIDDEN_STATE_INPUT = 18
-_CELL_STATE_INPUT = 19
-_HIDDEN_SCALE_INTERMEDIATE = 4
-_MIN_CELL_EXPONENT, _MAX_CELL_EXPONENT = -15, -9
-
-
-def _same_params(a, b):
-    return np.array_equal(a.quantization.scale, b.quantization.scale) and (
-        np.array_equal(a.quantization.zeroPoint, b.quantization.zeroPoint)
-    )
-
-
-def repair_integer_lstms(content: bytes) -> tuple[bytes, list[str]]:
-    """Fixes the converter's integer LSTM parameters (see above).
-
-    Args:
-        content: An integer-quantized TFLite flatbuffer.
-
-    Returns:
-        `(content, repairs)`: the (possibly) rewritten flatbuffer and a list
-        of what was changed, for the log.
-
-    Raises:
-        ValueError: if a cell state needs more than 6 integer bits
-            (|c| > 64), which TFLite's integer LSTM cannot represent.
-    """
-    import copy
-
-    from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
-    lstm = schema.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM
-    repairs = []
-    for subgraph in model.subgraphs:
-        for op in subgraph.operators:
-            code = model.operatorCodes[op.opcodeIndex]
-            if max(code.builtinCode, code.deprecatedBuiltinCode) != lstm:
-                continue
-            tensors = subgraph.tensors
-            output = tensors[op.outputs[0]]
-            cell = tensors[op.inputs[_CELL_STATE_INPUT]]
-            if cell.type != schema.TensorType.INT16:
-                continue
-            name = output.name.decode()
-            exponent = round(float(np.log2(cell.quantization.scale[0])))
-            if exponent > _MAX_CELL_EXPONENT:
-                raise ValueError(
-                    f"LSTM {name!r}: the cell state reaches |c| > "
-                    f"{2.0 ** (_MAX_CELL_EXPONENT + 15):g} on the "
-                    f"representative data (scale 2^{exponent}); TFLite's "
-                    "integer LSTM represents at most 6 integer bits. Check "
-                    "the representative data, or keep this model in float."
-                )
-            if exponent < _MIN_CELL_EXPONENT:
-                cell.quantization.scale = np.array(
-                    [2.0**_MIN_CELL_EXPONENT], np.float32
-                )
-                repairs.append(
-                    f"{name}: cell-state scale 2^{exponent} -> "
-                    f"2^{_MIN_CELL_EXPONENT}"
-                )
-            hidden = [tensors[op.inputs[_HIDDEN_STATE_INPUT]]]
-            intermediates = op.intermediates
-            if (
-                intermediates is not None
-                and len(intermediates) > _HIDDEN_SCALE_INTERMEDIATE
-            ):
-                index = intermediates[_HIDDEN_SCALE_INTERMEDIATE]
-                hidden.append(tensors[index])
-            for tensor in hidden:
-                if not _same_params(tensor, output):
-                    tensor.quantization = copy.deepcopy(output.quantization)
-                    repairs.append(
-                        f"{name}: {tensor.name.decode()} takes the output's "
-                        "scale and zero point"
-                    )
-    if not repairs:
-        return content, repairs
-    return flatbuffer_utils.convert_object_to_bytearray(model), repairs

@@ -33,18 +33,17 @@ import tensorflow as tf
 from keras_lstm.export import (
     _compat,
     calibration,
+    contract,
     files,
+    flatbuffer,
     lowering,
     qat,
-    runtime,
+    rewrite,
+    runners,
     verification,
 )
 from keras_lstm.export.errors import ExportError
-from keras_lstm.export.quantization import (
-    Quantization,
-    configure_converter,
-    repair_integer_lstms,
-)
+from keras_lstm.export.quantization import Quantization, configure_converter
 from keras_lstm.layers import lowering as lowering_scope
 
 logger = logging.getLogger(__name__)
@@ -91,6 +90,9 @@ class TFLiteReport:
         output_range: `max - min` of the Keras outputs on the check set.
         argmax_agreement: For outputs with a class axis, the share of
             check rows whose argmax agrees with Keras's; else `None`.
+        tflite_micro_blockers: Why TFLite Micro cannot run the file (the
+            op or kernel, and what to do), empty if it can
+            (`runners.tflite_micro_blockers`).
     """
 
     path: str
@@ -112,6 +114,12 @@ class TFLiteReport:
     tolerance: float
     output_range: float
     argmax_agreement: float | None
+    tflite_micro_blockers: tuple[str, ...]
+
+    @property
+    def tflite_micro_ready(self) -> bool:
+        """Whether TFLite Micro can run the file."""
+        return not self.tflite_micro_blockers
 
     @property
     def input_dtypes(self):
@@ -405,7 +413,7 @@ class _CountingLowering:
 
 def _trace(export, *, batch_size, timesteps, features, streaming, external):
     """The concrete function to convert, and the expected fused-op count."""
-    data_name = runtime.FRAME if streaming else runtime.SEQUENCES
+    data_name = contract.FRAME if streaming else contract.SEQUENCES
     data_spec = tf.TensorSpec(
         (batch_size, timesteps, features), tf.float32, name=data_name
     )
@@ -414,7 +422,7 @@ def _trace(export, *, batch_size, timesteps, features, streaming, external):
 
         def serve(x):
             with lowering_scope(counter):
-                return {runtime.OUTPUT: export(x, training=False)}
+                return {contract.OUTPUT: export(x, training=False)}
 
         function = tf.function(serve, input_signature=[data_spec])
         return function, function.get_concrete_function(), counter.calls
@@ -427,7 +435,7 @@ def _trace(export, *, batch_size, timesteps, features, streaming, external):
         )
     specs = [data_spec]
     for index, layer in enumerate(discovery.layers):
-        for name in runtime.state_names(index)[0]:
+        for name in contract.state_names(index)[0]:
             specs.append(
                 tf.TensorSpec((batch_size, layer.units), tf.float32, name=name)
             )
@@ -436,9 +444,9 @@ def _trace(export, *, batch_size, timesteps, features, streaming, external):
         pairs = list(zip(states[0::2], states[1::2], strict=True))
         step = lowering.ExternalStateStep(pairs)
         with lowering_scope(step):
-            results = {runtime.OUTPUT: export(frame, training=False)}
+            results = {contract.OUTPUT: export(frame, training=False)}
         for index, (h, c) in enumerate(step.new_states):
-            h_name, c_name = runtime.state_names(index)[1]
+            h_name, c_name = contract.state_names(index)[1]
             results[h_name] = tf.identity(h)
             results[c_name] = tf.identity(c)
         return results
@@ -481,21 +489,19 @@ def _convert(export, function, concrete, plan, progress):
 def _rewrite(content, quantization):
     if quantization.is_integer:
         try:
-            content, repairs = repair_integer_lstms(content)
+            content, repairs = rewrite.repair_integer_lstms(content)
         except ValueError as error:
             raise ExportError(str(error)) from error
         for repair in repairs:
             logger.info("Integer LSTM repair: %s.", repair)
     if quantization is Quantization.INT16X8:
-        from keras_lstm.export import int16
-
-        content = int16.requantize_int16x8(content)
+        content = rewrite.requantize_int16x8(content)
     return content
 
 
 def _check_content(content, *, expected_lstm_ops, external):
     """Raises `ExportError` unless the file is fused, builtin-only, fixed."""
-    ops = runtime.op_names(content)
+    ops = flatbuffer.op_names(content)
     for op in ops:
         if op.startswith("CUSTOM:"):
             raise ExportError(
@@ -509,7 +515,7 @@ def _check_content(content, *, expected_lstm_ops, external):
                 "LSTM did not lower to the fused op. Ops: "
                 f"{ops}. Please report this with the model's summary."
             )
-    if runtime.subgraph_count(content) != 1:
+    if flatbuffer.subgraph_count(content) != 1:
         raise ExportError(
             "The converted file has several subgraphs (control flow); "
             f"ops: {ops}."
@@ -525,34 +531,16 @@ def _check_content(content, *, expected_lstm_ops, external):
     return ops, fused
 
 
-def _unquantized_lstm_ops(content, quantization):
-    """Fused LSTM ops whose gate weights `quantization` left in float32.
+def _warn_unquantized(content, quantization, fused):
+    """Warns when "dynamic" or "float16" left an LSTM's weights float32.
 
     The converter quantizes a weight only from 1,024 elements on, and the
     fused op stores one weight tensor per gate: with features x units (or
-    units x units) under 1,024, "dynamic" and "float16" leave the LSTM float.
+    units x units) under 1,024, these modes leave the LSTM float.
     """
-    from tensorflow.lite.python import schema_py_generated as schema
-
     if quantization not in (Quantization.DYNAMIC, Quantization.FLOAT16):
-        return 0
-    subgraph = schema.Model.GetRootAsModel(content, 0).Subgraphs(0)
-    ops = runtime.op_names(content)
-    count = 0
-    for i in range(subgraph.OperatorsLength()):
-        if ops[i] not in _FUSED_OPS:
-            continue
-        # Inputs 1-8: the input-to-gate and recurrent-to-gate weights.
-        operator = subgraph.Operators(i)
-        weights = [operator.Inputs(k) for k in range(1, 9)]
-        types = {subgraph.Tensors(t).Type() for t in weights if t >= 0}
-        if types == {schema.TensorType.FLOAT32}:
-            count += 1
-    return count
-
-
-def _warn_unquantized(content, quantization, fused):
-    unquantized = _unquantized_lstm_ops(content, quantization)
+        return
+    unquantized = len(flatbuffer.float_weight_lstm_ops(content))
     if unquantized:
         # Not an error (the file is correct, only larger), but never silent.
         warnings.warn(
@@ -567,20 +555,15 @@ def _warn_unquantized(content, quantization, fused):
 
 
 def _check_fixed_shapes(content):
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    subgraph = schema.Model.GetRootAsModel(content, 0).Subgraphs(0)
-    for kind, count, index in (
-        ("input", subgraph.InputsLength(), subgraph.Inputs),
-        ("output", subgraph.OutputsLength(), subgraph.Outputs),
+    for kind, tensors in (
+        ("input", flatbuffer.graph_inputs(content)),
+        ("output", flatbuffer.graph_outputs(content)),
     ):
-        for i in range(count):
-            tensor = subgraph.Tensors(index(i))
-            signature = tensor.ShapeSignatureAsNumpy()
-            if not isinstance(signature, int) and (signature < 0).any():
+        for tensor in tensors:
+            if any(size < 0 for size in tensor.shape_signature):
                 raise ExportError(
-                    f"The file's {kind} {tensor.Name().decode()!r} has a "
-                    f"dynamic shape {signature.tolist()}; it must be fixed."
+                    f"The file's {kind} {tensor.name!r} has a dynamic shape "
+                    f"{list(tensor.shape_signature)}; it must be fixed."
                 )
 
 
@@ -717,10 +700,10 @@ def to_tflite(
     expected = verification.keras_predict(plan.model, check)
     with files.staged_file(plan.path) as temp:
         temp.write_bytes(content)
-        runner = runtime.load_tflite(temp)
+        runner = runners.load_tflite(temp)
         actual = runner.predict(check)
         output = runner.outputs[
-            [t.name for t in runner.outputs].index(runtime.OUTPUT)
+            [t.name for t in runner.outputs].index(contract.OUTPUT)
         ]
         checked = verification.verify(
             actual,
@@ -758,6 +741,7 @@ def to_tflite(
         tolerance=checked.tolerance,
         output_range=checked.output_range,
         argmax_agreement=checked.argmax_agreement,
+        tflite_micro_blockers=runners.tflite_micro_blockers(content),
     )
     logger.info(
         "Wrote %s (%d bytes, %s): max abs error %.3g <= %.3g on %s.",

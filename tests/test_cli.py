@@ -22,18 +22,20 @@ import pytest
 import tensorflow as tf
 
 import keras_lstm
-from keras_lstm.export import cli, load_tflite
+from keras_lstm.export import ExportError, cli, load_tflite
 from keras_lstm.export.quantization import Quantization
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 VENV_BIN = pathlib.Path(sys.executable).parent
 TIMESTEPS, FEATURES, UNITS = 10, 3, 4
-# TF 2.21 logs these from C++ at `import tensorflow`, whatever
-# TF_CPP_MIN_LOG_LEVEL says; the console script imports TF before `main`
-# runs, so the CLI cannot silence them. Everything else on stderr is ours.
+# What TensorFlow and LiteRT log natively (absl before InitializeLog, glog
+# style lines from port.cc and cudart_stub.cc, XNNPACK); the console script
+# must keep all of it off stderr.
 _TF_NATIVE_LOG = re.compile(
-    r"^(WARNING: All log messages before absl::InitializeLog\(\)"
-    r"|[IWEF]\d{4} [\d:.]+ +\d+ \S+:\d+\])"
+    r"(All log messages before absl::InitializeLog"
+    r"|^[IWEF]\d{4} [\d:.]+ +\d+ \S+:\d+\]"
+    r"|oneDNN|cuda|XNNPACK|TensorFlow Lite)",
+    re.IGNORECASE | re.MULTILINE,
 )
 
 
@@ -73,8 +75,13 @@ def files(tmp_path_factory):
     return root
 
 
-def _run(console_script, *args, cwd, stderr=subprocess.PIPE):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+def _run(console_script, *args, cwd, stderr=subprocess.PIPE, env=None):
+    # No TF_CPP_MIN_LOG_LEVEL: quieting TensorFlow is the console script's
+    # job, as for a user who never heard of it.
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TF_CPP_")},
+        **(env or {}),
+    }
     return subprocess.run(
         [str(console_script), *map(str, args)],
         cwd=cwd,
@@ -87,11 +94,7 @@ def _run(console_script, *args, cwd, stderr=subprocess.PIPE):
 
 
 def _own_stderr_lines(stderr):
-    return [
-        line
-        for line in stderr.splitlines()
-        if line.strip() and not _TF_NATIVE_LOG.match(line)
-    ]
+    return [line for line in stderr.splitlines() if line.strip()]
 
 
 USER_ERRORS = {
@@ -179,6 +182,112 @@ def test_user_error_is_one_line_and_nonzero(
     assert sorted(os.listdir(files)) == before
 
 
+@pytest.mark.parametrize("dtype", ["bool", "int8", "int64", "uint8"])
+def test_calibration_of_bool_or_int_is_cast_to_float32(dtype, tmp_path):
+    # As to_tflite's representative_data: any real numbers, as float32.
+    values = np.arange(16 * TIMESTEPS * FEATURES) % 3
+    array = values.reshape(16, TIMESTEPS, FEATURES).astype(dtype)
+    np.save(tmp_path / "calib.npy", array)
+    loaded = cli._load_sequences(str(tmp_path / "calib.npy"), "--calibration")
+    assert loaded.dtype == np.float32
+    np.testing.assert_array_equal(loaded, array.astype(np.float32))
+
+
+def _raise(error):
+    def fail(*args, **kwargs):
+        raise error
+
+    return fail
+
+
+FAILURES = {
+    # A refused result: one line, exit 1.
+    "export-error": (ExportError("outputs 0.5 from Keras"), 1, "0.5 from"),
+    # The library refusing an argument: a user error.
+    "value-error": (ValueError("bad `timesteps`"), 2, "bad `timesteps`"),
+    # A bug: still one line, pointing at --debug.
+    "internal-error": (
+        RuntimeError("boom"),
+        1,
+        "internal error (RuntimeError: boom); run again with --debug",
+    ),
+}
+
+
+@pytest.mark.slow
+def test_export_checks_on_check_data(files, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(files)
+    check = np.random.default_rng(1).normal(size=(5, TIMESTEPS, FEATURES))
+    np.save(tmp_path / "check.npy", check.astype("float32"))
+    out = tmp_path / "checked.tflite"
+    argv = ["export", "model.keras", str(out), "--quantization", "int8"]
+    argv += ["--calibration", "calib.npy"]
+    argv += ["--check-data", str(tmp_path / "check.npy")]
+    assert cli.main(argv) == 0
+    captured = capsys.readouterr()
+    assert "on 5 sequences" in captured.out
+    assert "check_data (5 sequences)" in captured.out
+    assert "argmax agreement with Keras: " in captured.out
+    assert "TFLite Micro: runnable" in captured.out
+
+
+@pytest.mark.parametrize(
+    "error, code, message", FAILURES.values(), ids=FAILURES.keys()
+)
+def test_library_failures_are_one_line(
+    files, error, code, message, capsys, monkeypatch
+):
+    monkeypatch.chdir(files)
+    monkeypatch.setattr(cli, "to_tflite", _raise(error))
+    assert cli.main(["export", "model.keras", "out.tflite"]) == code
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("keras-lstm: error: "), lines
+    assert message in lines[0], lines
+    assert "Traceback" not in captured.err
+    assert captured.out == ""
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--debug", "export", "model.keras", "out.tflite"],
+        ["export", "model.keras", "out.tflite", "--debug"],
+    ],
+    ids=["before-command", "after-command"],
+)
+def test_debug_shows_the_traceback(files, argv, capsys, monkeypatch):
+    monkeypatch.chdir(files)
+    monkeypatch.setattr(cli, "to_tflite", _raise(RuntimeError("boom")))
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):"), err
+    assert "RuntimeError: boom" in err
+    assert err.splitlines()[-1] == (
+        "keras-lstm: error: internal error (RuntimeError: boom)"
+    )
+
+
+@pytest.mark.slow
+def test_export_keeps_tensorflow_log_off_stderr(console_script, files):
+    # KERAS_BACKEND=jax from the shell must not reach the export either.
+    out = files / "quiet.tflite"
+    result = _run(
+        console_script,
+        "export",
+        "model.keras",
+        out,
+        cwd=files,
+        env={"KERAS_BACKEND": "jax"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not _TF_NATIVE_LOG.search(result.stderr), result.stderr[-3000:]
+    assert result.stderr == "", result.stderr[-3000:]
+    assert f"wrote {out}" in result.stdout
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in result.stdout
+
+
 @pytest.mark.slow
 def test_console_script_user_error_has_no_traceback(console_script, files):
     args, message = USER_ERRORS["missing-model"]
@@ -248,9 +357,11 @@ def test_export_int8_shows_calibration_progress(int8_export, files):
     result, terminal, out = int8_export
 
     assert result.returncode == 0, terminal[-3000:]
-    assert "calibrating on 16 sequences" in terminal
+    # 3 of the 16 sequences (20 %) are held out to check the file.
+    assert "calibrating on 13 sequences (3 held out)" in terminal
     # The calibration bar counts the converter's draws, batch by batch.
-    assert re.search(r"calibration: +\d+%.*16/16", terminal), terminal[-2000:]
+    assert re.search(r"calibration: +\d+%.*13/13", terminal), terminal[-2000:]
+    assert "held out from representative_data (3 of 16" in result.stdout
     assert f"wrote {out}" in result.stdout
     assert "quantization int8" in result.stdout
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in result.stdout

@@ -1,4 +1,8 @@
-"""Tests for keras_lstm.export.qat: the tf_keras twin, QAT and its export."""
+"""Tests for keras_lstm.export.qat and its translate module: the Keras 3 ->
+tf_keras translation, QAT, the way back and the int8 export.
+
+The twin layers and quantizers have their own file, test_qat_layers.py.
+"""
 
 import json
 import os
@@ -12,6 +16,7 @@ import pytest
 
 import keras_lstm
 from keras_lstm.export import qat
+from keras_lstm.export.qat import translate
 
 STEPS, FEATURES = 6, 3
 # The twin runs the same float32 operations as the Keras 3 layer, one step
@@ -97,7 +102,7 @@ def _x(rng, n=4):
 def test_twin_matches_keras3_model_before_qat(name, rng):
     model = _fixed_weights(MODELS[name](), rng)
     x = _x(rng)
-    twin = qat._annotated_twin(model, qat._qat_layers())
+    twin = translate._annotated_twin(model, translate._layers())
     expected = np.asarray(model(x, training=False))
     got = np.asarray(twin(x, training=False))
     error = np.abs(got - expected).max()
@@ -109,7 +114,7 @@ def test_twin_matches_keras_layers_lstm_reference(rng):
     reference = _fixed_weights(
         _sequential(keras.layers.LSTM(6, return_sequences=True)), rng
     )
-    twin = qat._annotated_twin(reference, qat._qat_layers())
+    twin = translate._annotated_twin(reference, translate._layers())
     x = 3.0 * _x(rng, n=8)
     error = np.abs(np.asarray(twin(x)) - np.asarray(reference(x))).max()
     assert error <= PARITY_ATOL, f"max abs error {error:.3g}"
@@ -120,27 +125,12 @@ def test_twin_dropout_is_active_only_in_training(rng):
         _sequential(keras_lstm.LSTM(4, dropout=0.5, recurrent_dropout=0.5)),
         rng,
     )
-    twin = qat._annotated_twin(model, qat._qat_layers())
+    twin = translate._annotated_twin(model, translate._layers())
     x = _x(rng, n=16)
     inference = np.asarray(twin(x, training=False))
     training = np.asarray(twin(x, training=True))
     assert np.abs(inference - np.asarray(model(x))).max() <= PARITY_ATOL
     assert np.abs(training - inference).max() > 1e-2
-
-
-def test_twin_cell_config_is_complete_and_round_trips():
-    import inspect
-
-    qat_layers = qat._qat_layers()
-    cell = qat_layers.TwinLSTMCell(
-        3, dropout=0.25, recurrent_dropout=0.125, seed=7, use_bias=False
-    )
-    config = cell.get_config()
-    parameters = inspect.signature(qat_layers.TwinLSTMCell).parameters
-    missing = [p for p in parameters if p != "kwargs" and p not in config]
-    assert not missing, f"get_config() lacks {missing}"
-    again = qat_layers.TwinLSTMCell.from_config(config).get_config()
-    assert again == config
 
 
 @pytest.mark.parametrize(
@@ -202,27 +192,6 @@ def test_qat_model_trains_and_learns_ranges(rng):
     assert ranges["hidden_state_max"] != 1.0, ranges
 
 
-def test_gate_weight_quantizer_puts_each_gate_on_its_own_int8_grid(rng):
-    qat_layers = qat._qat_layers()
-    kernel = rng.normal(size=(5, 4 * 3)).astype("float32")
-    kernel[:, 3:6] *= 20.0  # the forget gate's block has a wider range
-    quantized = np.asarray(
-        qat_layers.GateWeightQuantizer()(kernel, training=False, weights={})
-    )
-    for gate in range(4):
-        block = kernel[:, 3 * gate : 3 * gate + 3]
-        scale = np.abs(block).max() / 127.0
-        levels = quantized[:, 3 * gate : 3 * gate + 3] / scale
-        np.testing.assert_allclose(levels, np.round(block / scale), atol=1e-3)
-
-
-def test_cell_state_scale_is_tflite_power_of_two():
-    scale = qat._qat_layers().CellStateQuantizer.scale
-    # GetPowerOfTwoScale: the smallest 2^p >= max|c|, p in [0, 10].
-    for max_abs, power in [(0.3, 0), (1.0, 0), (1.5, 1), (2.33, 2), (9.0, 4)]:
-        assert float(scale(np.float32(max_abs))) == 2.0**power / 32768
-
-
 def test_unsupported_layers_are_named_in_one_error():
     inputs = keras.Input((STEPS, FEATURES))
     h = keras.layers.Conv1D(4, 3, padding="same", name="conv")(inputs)
@@ -251,15 +220,12 @@ def test_bad_arguments_are_refused(rng):
     with pytest.raises(TypeError, match="QAT model"):
         qat.to_keras3(model)
     qat_model = qat.quantize_model(model)
-    delattr(qat_model, qat._SOURCE_ATTRIBUTE)
+    delattr(qat_model, translate._SOURCE_ATTRIBUTE)
     with pytest.raises(ValueError, match="like=float_model"):
         qat.to_keras3(qat_model)
     with pytest.raises(ValueError, match="integer inference"):
-        qat.qat_to_tflite(
-            qat_model,
-            "unused.tflite",
-            representative_data=None,
-            quantization="float16",
+        keras_lstm.export.to_tflite(
+            qat_model, "unused.tflite", quantization="float16"
         )
 
 
@@ -270,7 +236,7 @@ def test_saved_qat_model_loads_in_quantize_scope(rng, tmp_path):
     expected = np.asarray(qat_model(x, training=False))
     path = str(tmp_path / "qat.h5")
     qat_model.save(path)
-    qat_layers = qat._qat_layers()
+    qat_layers = translate._layers()
     with qat.quantize_scope():
         loaded = qat_layers.tf_keras.models.load_model(path)
     np.testing.assert_array_equal(
@@ -342,10 +308,10 @@ def exported(tmp_path_factory):
 
 @pytest.mark.slow
 def test_int8_file_is_fused_builtin_and_int8(exported):
-    from keras_lstm.export import runtime
+    from keras_lstm.export import flatbuffer
 
     report = exported["report"]
-    ops = runtime.op_names(open(exported["path"], "rb").read())
+    ops = flatbuffer.op_names(open(exported["path"], "rb").read())
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in ops
     assert not {"WHILE", "CUSTOM"} & set(ops), ops
     assert not [op for op in ops if op.startswith("Flex")], ops
@@ -397,56 +363,10 @@ def test_int8_file_uses_the_scales_qat_simulated(exported):
                 scale(offset + gate), np.abs(block).max() / 127.0, rtol=1e-6
             )
     gates = keras_lstm.gate_activations(layer, exported["representative"])
-    cell_state_scale = qat._qat_layers().CellStateQuantizer.scale
+    cell_state_scale = translate._layers().CellStateQuantizer.scale
     assert scale(19) == pytest.approx(
         float(cell_state_scale(np.float32(np.abs(gates.c).max()))), rel=1e-6
     )
-
-
-@pytest.mark.slow
-def test_converter_cannot_use_qat_ranges():
-    """Evidence for the calibration route (module docstring of qat.py).
-
-    tf_keras's own LSTM fuses when converted alone; inside a QAT model, with
-    fake-quantized weights, it comes out as a WHILE loop. If this fails, the
-    converter has learnt to fuse QAT graphs: revisit export/qat.py.
-    """
-    import tensorflow as tf
-
-    from keras_lstm.export import runtime
-
-    qat_layers = qat._qat_layers()
-    tf_keras = qat_layers.tf_keras
-    quantization = qat_layers.tfmot.quantization.keras
-
-    class KernelsOnly(qat_layers.LSTMQuantizeConfig):
-        def _cells(self, layer):
-            return [("", layer.cell)]
-
-        def get_activations_and_quantizers(self, layer):
-            return []
-
-        def set_quantize_activations(self, layer, quantize_activations):
-            pass
-
-    inputs = tf_keras.Input(batch_shape=(1, STEPS, FEATURES))
-    lstm = quantization.quantize_annotate_layer(
-        tf_keras.layers.LSTM(4), KernelsOnly()
-    )
-    model = tf_keras.Model(inputs, lstm(inputs))
-    with quantization.quantize_scope({"KernelsOnly": KernelsOnly}):
-        model = quantization.quantize_apply(model)
-    function = tf.function(lambda x: model(x, training=False))
-    concrete = function.get_concrete_function(
-        tf.TensorSpec((1, STEPS, FEATURES), tf.float32)
-    )
-    converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [concrete], model
-    )
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    ops = runtime.op_names(converter.convert())
-    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" not in ops, ops
-    assert "WHILE" in ops, ops
 
 
 # ---------------------------------------------------------------------------

@@ -550,3 +550,21 @@ def test_int8_japanese_vowels_accuracy_within_one_point(tmp_path):
     micro = accuracy(run_tflite_micro(report.path, x_test).outputs)
     assert abs(litert - float_accuracy) <= 1.0, (float_accuracy, litert)
     assert abs(micro - float_accuracy) <= 1.0, (float_accuracy, micro)
+
+
+def test_report_says_whether_tflite_micro_can_run_the_file(
+    classifier, tmp_path
+):
+    model, data = classifier
+    dynamic = to_tflite(model, tmp_path / "d.tflite", quantization="dynamic")
+    assert not dynamic.tflite_micro_ready
+    assert any(
+        "hybrid LSTM" in reason for reason in dynamic.tflite_micro_blockers
+    )
+    int8 = to_tflite(
+        model,
+        tmp_path / "i.tflite",
+        quantization="int8",
+        representative_data=data,
+    )
+    assert int8.tflite_micro_ready and int8.tflite_micro_blockers == ()

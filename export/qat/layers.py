@@ -6,7 +6,8 @@ The twin computes its step with `keras_lstm.recurrence.project_inputs` and
 `keras_lstm.recurrence.lstm_step`: the gate math is not copied here.
 
 Importing this module imports tfmot and tf_keras. `keras_lstm.export.qat`
-imports it lazily, only when QAT is asked for; nothing else should import it.
+(`translate._layers()`) imports it lazily, only when QAT is asked for;
+nothing else should import it.
 Before tfmot runs, `tf.keras` is resolved to Keras 3 and afterwards
 `TF_USE_LEGACY_KERAS` (which tfmot sets to "1" at import time) is restored,
 so Keras 3 stays in charge of the process.
@@ -52,26 +53,15 @@ else:
     os.environ["TF_USE_LEGACY_KERAS"] = _LEGACY_KERAS
 
 from keras_lstm import recurrence  # noqa: E402
+from keras_lstm.export import _compat  # noqa: E402
 
 _PACKAGE = "keras_lstm_qat"
 _quantizers = tfmot.quantization.keras.quantizers
 
 
-def _tf_keras_base(name):
-    # tf_keras's LSTMCell derives from its dropout mixin and random-layer base;
-    # take them from the public class rather than importing tf_keras.src.
-    for klass in tf_keras.layers.LSTMCell.__mro__:
-        if klass.__name__ == name:
-            return klass
-    raise ImportError(
-        f"keras_lstm QAT needs tf_keras.layers.LSTMCell to derive from {name}, "
-        f"which tf_keras {tf_keras.__version__} no longer does. Install "
-        "tf-keras 2.21.x (see pyproject.toml, extra `qat`)."
-    )
-
-
-_DropoutRNNCellMixin = _tf_keras_base("DropoutRNNCellMixin")
-_BaseRandomLayer = _tf_keras_base("BaseRandomLayer")
+# tf_keras keeps the cell's dropout mixin and random-layer base private.
+_DropoutRNNCellMixin = _compat.tf_keras_lstm_cell_base("DropoutRNNCellMixin")
+_BaseRandomLayer = _compat.tf_keras_lstm_cell_base("BaseRandomLayer")
 
 
 @tf_keras.saving.register_keras_serializable(package=_PACKAGE)

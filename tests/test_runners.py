@@ -1,7 +1,10 @@
 """Runtimes for exported files: LiteRT runner, TFLite Micro, Arm Vela.
 
 Everything runs for real: LiteRT and the TFLite Micro interpreter on the
-files `to_tflite` writes, and Vela as a subprocess. Tolerances:
+files `to_tflite` writes, and Vela as a subprocess. Files that TFLite Micro
+cannot run (dynamic range, TILE) are refused by every TFLite Micro entry
+point and by `keras-lstm inspect`, and the reasons are checked against the
+interpreter's own behaviour. Tolerances:
 - TFLite Micro against LiteRT on the same int8 file: at most 1 output
   quantum (both run the reference integer LSTM; rounding in their
   rescaling may differ by one step);
@@ -17,14 +20,18 @@ from seeding import seeded
 
 import keras_lstm
 from keras_lstm.export import (
+    TFLiteMicroUnsupportedError,
     TFLMArena,
     VelaSummary,
+    cli,
     load_tflite,
     run_tflite_micro,
+    tflite_micro_blockers,
     tflm_arena_size,
     to_tflite,
     vela_summary,
 )
+from keras_lstm.export.runners import tflite_micro
 
 T, F = 8, 3
 
@@ -221,3 +228,180 @@ def test_tflite_micro_refuses_bad_arguments(
     to_tflite(model, external, streaming=True, external_state=True)
     with pytest.raises(ValueError, match="variable tensors"):
         run_tflite_micro(external, np.zeros((1, 4, F), "float32"))
+
+
+# ---------------------------------------------------------------------------
+# Files TFLite Micro cannot run.
+
+# 32 features x 32 units: every gate weight has 1,024 elements, the
+# converter's threshold for quantizing it in dynamic-range mode.
+WIDE = 32
+
+
+@pytest.fixture(scope="module")
+def wide_model():
+    rng = np.random.default_rng(3)
+    inputs = keras.Input((None, WIDE))
+    x = keras_lstm.LSTM(WIDE)(inputs)
+    return seeded(keras.Model(inputs, keras.layers.Dense(3)(x)), rng)
+
+
+@pytest.fixture(scope="module")
+def dynamic_file(wide_model, tmp_path_factory):
+    """Hybrid LSTM: float32 activations, int8 weights."""
+    path = tmp_path_factory.mktemp("dynamic") / "dynamic.tflite"
+    to_tflite(wide_model, path, quantization="dynamic", timesteps=T)
+    return path
+
+
+@pytest.fixture(scope="module")
+def float16_file(wide_model, tmp_path_factory):
+    path = tmp_path_factory.mktemp("float16") / "float16.tflite"
+    to_tflite(wide_model, path, quantization="float16", timesteps=T)
+    return path
+
+
+@pytest.fixture(scope="module")
+def hybrid_dense_file(tmp_path_factory):
+    """Float LSTM (too small to quantize), hybrid FULLY_CONNECTED."""
+    rng = np.random.default_rng(4)
+    inputs = keras.Input((None, F))
+    x = keras_lstm.LSTM(8)(inputs)
+    x = keras.layers.Dense(128)(x)  # 8 x 128 = 1,024 weights: quantized.
+    model = seeded(keras.Model(inputs, keras.layers.Dense(3)(x)), rng)
+    path = tmp_path_factory.mktemp("dense") / "hybrid_dense.tflite"
+    with pytest.warns(UserWarning, match="left the weights of 1 of 1"):
+        to_tflite(model, path, quantization="dynamic", timesteps=T)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tile_file(tmp_path_factory):
+    """`RepeatVector` converts to TILE, for which TFLM has no kernel."""
+    rng = np.random.default_rng(5)
+    inputs = keras.Input((None, F))
+    x = keras_lstm.LSTM(8)(inputs)
+    x = keras.layers.RepeatVector(4)(x)
+    x = keras_lstm.LSTM(8)(x)
+    model = seeded(keras.Model(inputs, keras.layers.Dense(3)(x)), rng)
+    path = tmp_path_factory.mktemp("tile") / "tile.tflite"
+    report = to_tflite(model, path, timesteps=T)
+    assert "TILE" in report.ops
+    return path
+
+
+# Each file, the op its blocker names, and words its reason must hold.
+BLOCKED = {
+    "dynamic_file": (
+        "UNIDIRECTIONAL_SEQUENCE_LSTM",
+        ["hybrid LSTM kernel", "NaN", "quantization='int8'"],
+    ),
+    "hybrid_dense_file": (
+        "FULLY_CONNECTED",
+        ["int8 weights", "hybrid", "quantization='int8'"],
+    ),
+    "float16_file": ("DEQUANTIZE", ["float16", "quantization='int8'"]),
+    "tile_file": ("TILE", ["no TFLite Micro kernel", "RepeatVector"]),
+}
+
+
+@pytest.mark.parametrize("file", sorted(BLOCKED))
+def test_blockers_name_the_op_and_what_to_do(file, request):
+    path = request.getfixturevalue(file)
+    op, words = BLOCKED[file]
+
+    (reason,) = tflite_micro_blockers(path.read_bytes())
+
+    assert reason.startswith(f"{op} (operator"), reason
+    for word in words:
+        assert word in reason, reason
+
+
+@pytest.mark.parametrize("file", ["int8_file", "int16x8_file"])
+def test_integer_files_have_no_blockers(file, request):
+    path, _ = request.getfixturevalue(file)
+    assert tflite_micro_blockers(path.read_bytes()) == ()
+
+
+@pytest.mark.parametrize("file", ["hybrid_dense_file", "float16_file"])
+def test_static_reasons_agree_with_the_interpreter(file, request):
+    """The interpreter itself refuses to prepare these, at the same op."""
+    path = request.getfixturevalue(file)
+    op, _ = BLOCKED[file]
+    ((name, reason),) = tflite_micro._probe(path.read_bytes())
+    assert name == op and "prepare" in reason, reason
+
+
+def test_tile_has_no_kernel_in_the_interpreter(tile_file):
+    """Pins `_NO_KERNEL`: drop TILE from it when TFLite Micro gains one."""
+    ((name, reason),) = tflite_micro._probe(tile_file.read_bytes())
+    assert name == "TILE" and "no registration" in reason, reason
+
+
+def test_hybrid_lstm_runs_on_tflite_micro_and_returns_nan(dynamic_file):
+    """Why the hybrid LSTM is caught from the file: TFLM does not refuse it.
+
+    Runs the TFLite Micro interpreter directly, in this process, with a
+    generous arena (only a too-small one crashes its LSTM kernel).
+    """
+    from tflite_micro.python.tflite_micro import runtime
+
+    assert tflite_micro._probe(dynamic_file.read_bytes()) == ()
+    interpreter = runtime.Interpreter.from_file(
+        str(dynamic_file), arena_size=16 * 1024 * 1024
+    )
+    x = np.random.default_rng(0).standard_normal((1, T, WIDE))
+    interpreter.set_input(x.astype(np.float32), 0)
+    interpreter.invoke()
+    assert np.isnan(interpreter.get_output(0)).all()
+
+
+@pytest.mark.parametrize("file", ["dynamic_file", "tile_file"])
+def test_tflite_micro_entry_points_refuse_before_running(file, request):
+    path = request.getfixturevalue(file)
+    op, _ = BLOCKED[file]
+    features = WIDE if file == "dynamic_file" else F
+    x = np.zeros((1, T, features), "float32")
+    match = f"TFLite Micro cannot run .*{op}"
+
+    with pytest.raises(TFLiteMicroUnsupportedError, match=match) as error:
+        run_tflite_micro(path, x)
+    assert isinstance(error.value, ValueError)
+    assert error.value.blockers == tflite_micro_blockers(path.read_bytes())
+    with pytest.raises(TFLiteMicroUnsupportedError, match=match):
+        tflm_arena_size(path)
+    with pytest.raises(TFLiteMicroUnsupportedError, match=match):
+        load_tflite(path, backend="tflite_micro")
+    # LiteRT runs them.
+    assert np.isfinite(load_tflite(path).predict(x)).all()
+
+
+@pytest.mark.parametrize("file", ["dynamic_file", "tile_file"])
+def test_inspect_says_why_tflite_micro_cannot_run_it(file, request, capsys):
+    path = request.getfixturevalue(file)
+    op, _ = BLOCKED[file]
+
+    assert cli.main(["inspect", str(path), "--no-vela"]) == 0
+
+    out = capsys.readouterr().out
+    (line,) = [x for x in out.splitlines() if x.startswith("TFLite Micro")]
+    assert line.startswith(f"TFLite Micro: not runnable: {op} (operator")
+    assert "arena" not in line
+
+
+def test_external_state_file_whose_output_is_its_hidden_state(rng, tmp_path):
+    # The last layer is the LSTM, so `output` and `h_0_out` are one tensor,
+    # listed twice among the subgraph's outputs: the layout gives each name
+    # its own position, on LiteRT and on TFLite Micro.
+    inputs = keras.Input((None, 3))
+    model = seeded(keras.Model(inputs, keras_lstm.LSTM(4)(inputs)), rng)
+    path = tmp_path / "external.tflite"
+    report = to_tflite(model, path, streaming=True, external_state=True)
+    assert {t.name for t in report.outputs} == {"output", "h_0_out", "c_0_out"}
+    x = rng.standard_normal((1, 7, 3)).astype("float32")
+    expected = np.asarray(model(x))
+    for backend in ("litert", "tflite_micro"):
+        runner = load_tflite(path, backend=backend)
+        outputs = [runner.step(x[:, t]) for t in range(7)]
+        error = np.abs(outputs[-1] - expected).max()
+        assert error <= 1e-5, f"{backend}: max abs error {error}"

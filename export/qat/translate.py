@@ -1,72 +1,30 @@
-"""Quantization-aware training (QAT) of keras_lstm models for int8 TFLite.
+"""Keras 3 model <-> tfmot QAT model (tf_keras): the graph translation.
 
-The flow is Keras 3 model -> tfmot QAT model (tf_keras) -> fine-tune ->
-Keras 3 model with the fine-tuned weights -> calibrated int8 TFLite file:
+`quantize_model` rebuilds a Keras 3 graph model in tf_keras, layer by layer
+and call by call, with every LSTM as `tf_keras.layers.RNN(TwinLSTMCell)`
+(`keras_lstm.export.qat.layers`) annotated with `LSTMQuantizeConfig`, and
+the other layers left to tfmot's default 8-bit registry. `to_keras3` goes
+back: the QAT model's latent float weights into a clone of the Keras 3
+architecture. Keras 3 configs reach tf_keras through `_translate`, which
+keeps only the arguments a tf_keras class accepts and refuses, with the
+reason, any set argument it cannot carry.
 
-    qat_model = quantize_model(float_model)     # tf_keras, fake-quantized
-    qat_model.compile(...); qat_model.fit(...)  # fine-tune
-    qat_to_tflite(qat_model, "model.tflite", representative_data=x)
-
-`quantize_model` rebuilds the model in tf_keras (tfmot 0.8.1 speaks only
-tf_keras), with every LSTM as `tf_keras.layers.RNN(TwinLSTMCell)`: a twin
-that computes its step through `keras_lstm.recurrence`. The twin carries
-`LSTMQuantizeConfig` (see `keras_lstm.export.qat_layers`), which models
-TFLite's integer LSTM: int8 symmetric weights with one scale per gate,
-int8 `h`, int16 power-of-two `c`. Other layers get tfmot's default 8-bit
-registry.
-
-Which ranges the int8 file uses, and why
-----------------------------------------
-The file is calibrated, not built from the QAT ranges: `to_keras3` copies
-the fine-tuned float weights back into the Keras 3 model, and `to_tflite`
-lowers that to the fused op and calibrates it with `representative_data`.
-The QAT model contributes weights that tolerate int8 (that is where the
-accuracy comes from); the converter picks the same weight scales that
-QAT simulated (`max |w| / 127` per gate block), and calibration measures
-activation ranges on the data as QAT's moving averages did.
-
-We checked whether the converter could keep the QAT (FakeQuant) ranges
-instead, with TF 2.21 (`test_qat.py::test_converter_cannot_use_qat_ranges`
-keeps the evidence):
-
-- The fused op is made from a function carrying `api_implements="lstm_..."`,
-  whose body the converter throws away. A QAT graph feeds that function
-  fake-quantized weights (FakeQuant outputs, not constants). Even tf_keras's
-  own fusable `LSTM` then converts to a WHILE loop with QUANTIZE and
-  DEQUANTIZE around it, not to `UNIDIRECTIONAL_SEQUENCE_LSTM`.
-- Without weight fake-quant the op fuses, but the QAT conversion (no
-  representative data) leaves it float between QUANTIZE/DEQUANTIZE: its
-  int16 cell state and 5 intermediates have no FakeQuant to take a range
-  from. Adding representative data fails ("We cannot duplicate the value
-  since it's not constant", on the op's state).
-
-So the fused integer LSTM needs calibration, and calibration needs the float
-Keras 3 model: the second route of the issue.
-
-Import hygiene: tfmot sets `TF_USE_LEGACY_KERAS=1` when imported. This
-module imports it (through `qat_layers`) only inside `quantize_model`,
-`to_keras3` and friends, and `qat_layers` restores the variable and pins
-`tf.keras` to Keras 3 first. Importing `keras_lstm.export` imports neither.
+tfmot and tf_keras are imported by `_layers()` only, on first use.
 """
 
 import contextlib
 import importlib
 import inspect
-import os
 import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import keras
-import numpy as np
 
 from keras_lstm.export import lowering
 
 if TYPE_CHECKING:  # Never at run time: importing tf_keras is QAT's job.
     import tf_keras
-
-    from keras_lstm.export.quantization import Quantization
-    from keras_lstm.export.tflite import TFLiteReport
 
 # Keyword arguments every tf_keras layer takes besides its own.
 _TF_KERAS_LAYER_KWARGS = frozenset(
@@ -88,9 +46,9 @@ _TF_KERAS_LAYER_KWARGS = frozenset(
 _SOURCE_ATTRIBUTE = "_keras_lstm_source_json"
 
 
-def _qat_layers():
+def _layers():
     # Imports tfmot and tf_keras, and keeps Keras 3 in charge (see there).
-    return importlib.import_module("keras_lstm.export.qat_layers")
+    return importlib.import_module("keras_lstm.export.qat.layers")
 
 
 class _Unsupported(Exception):
@@ -119,7 +77,7 @@ def is_qat_model(model: object) -> bool:
     tf_keras = sys.modules["tf_keras"]
     if not isinstance(model, tf_keras.Model):
         return False
-    wrapper = _qat_layers().tfmot.quantization.keras.QuantizeWrapper
+    wrapper = _layers().tfmot.quantization.keras.QuantizeWrapper
     return any(isinstance(layer, wrapper) for layer in model.layers)
 
 
@@ -134,7 +92,7 @@ def quantize_scope() -> Iterator[None]:
     >>> with keras_lstm.export.qat.quantize_scope():
     ...     qat_model = tf_keras.models.load_model("qat.h5")
     """
-    qat_layers = _qat_layers()
+    qat_layers = _layers()
     quantization = qat_layers.tfmot.quantization.keras
     with quantization.quantize_scope(qat_layers.CUSTOM_OBJECTS):
         yield
@@ -401,7 +359,7 @@ def quantize_model(model: keras.Model) -> "tf_keras.Model":
             (one error naming all of them, with what to do).
     """
     _check_model(model)
-    qat_layers = _qat_layers()
+    qat_layers = _layers()
     annotated = _annotated_twin(model, qat_layers)
     quantization = qat_layers.tfmot.quantization.keras
     with quantization.quantize_scope(qat_layers.CUSTOM_OBJECTS):
@@ -603,7 +561,7 @@ def to_keras3(
                 "to_keras3(qat_model, like=float_model)."
             )
         model = keras.models.model_from_json(source)
-    wrapper_class = _qat_layers().tfmot.quantization.keras.QuantizeWrapper
+    wrapper_class = _layers().tfmot.quantization.keras.QuantizeWrapper
     by_name = {}
     for layer in qat_model.layers:
         inner = layer.layer if isinstance(layer, wrapper_class) else layer
@@ -619,59 +577,3 @@ def to_keras3(
             )
         _copy_latent_weights(by_name[layer.name], layer, wrapper_class)
     return model
-
-
-def qat_to_tflite(
-    qat_model: "tf_keras.Model",
-    path: str | os.PathLike,
-    *,
-    representative_data: np.ndarray,
-    quantization: "str | Quantization" = "int8",
-    like: keras.Model | None = None,
-    **options,
-) -> "TFLiteReport":
-    """Writes the fused, full-integer TFLite file of a fine-tuned QAT model.
-
-    `to_keras3(qat_model)` followed by `keras_lstm.export.to_tflite`, which
-    lowers every LSTM to `UNIDIRECTIONAL_SEQUENCE_LSTM` and calibrates the
-    activation ranges on `representative_data` (see the module docstring
-    for why the QAT ranges themselves cannot be used).
-
-    Args:
-        qat_model: A model returned by `quantize_model`, fine-tuned.
-        path: Where to write the `.tflite` file.
-        representative_data: Float array `(num_sequences, timesteps,
-            features)` for calibration.
-        quantization: An integer mode, `"int8"` (what QAT simulates) or
-            `"int16x8"`. Default: `"int8"`.
-        like: As in `to_keras3`. Default: `None`.
-        **options: Further keyword arguments of `to_tflite` (`batch_size`,
-            `timesteps`, `streaming`, `tolerance`).
-
-    Returns:
-        The `TFLiteReport` of `to_tflite`.
-
-    Raises:
-        TypeError, ValueError: for bad arguments (before any work), and as
-            `to_tflite` does.
-    """
-    from keras_lstm.export.quantization import Quantization
-    from keras_lstm.export.tflite import to_tflite
-
-    mode = Quantization.parse(quantization)
-    if not mode.is_integer:
-        raise ValueError(
-            "Received an invalid value for argument `quantization`: "
-            f"{mode.value!r}. A QAT model is trained for integer inference; "
-            "use 'int8' (or 'int16x8'), or export to_keras3(qat_model) with "
-            "keras_lstm.export.to_tflite for a float file."
-        )
-    _check_qat_model(qat_model)
-    model = to_keras3(qat_model, like=like)
-    return to_tflite(
-        model,
-        path,
-        quantization=mode,
-        representative_data=representative_data,
-        **options,
-    )

@@ -1,10 +1,44 @@
-"""int16x8: an int8 LSTM file rewritten to 16-bit activations.
+"""Rewriting TFLite flatbuffers: every change made to a converted file.
+
+Two rewrites, both applied by `to_tflite` to integer files after
+conversion, both addressing the fused LSTM's operands through
+`keras_lstm.export.flatbuffer.LSTM`:
+
+- `repair_integer_lstms`: fixes two quirks of the converter's integer LSTM
+  parameters (below).
+- `requantize_int16x8`: turns the int8 file into the int16x8 one, which the
+  converter refuses to produce.
+
+# Integer LSTM repair
+
+Two quirks of the converter's integer LSTM output, each measured on small
+stacked and bidirectional models, where LiteRT drifted by a third of the
+output range before the repair and matches TFLite Micro to the quantum
+after it.
+
+1. LiteRT computes tanh(c) with `ApplyTanh(15 + log2(cell_scale), ...)`
+   (lstm_eval.cc), which handles 0 to 6 integer bits: cell-state scales
+   from 2^-15 to 2^-9. The converter picks the smallest power of two that
+   covers the calibrated cell range, so a layer whose |c| stays under 0.5
+   gets 2^-16, and LiteRT then saturates its hidden state (TFLite Micro
+   computes it correctly). Widening the scale to 2^-15 keeps the file
+   consistent: the cell state is a variable tensor without stored data,
+   and the kernels derive every cell shift from its scale.
+2. The op writes h to its output and to its hidden-state variable, and
+   reads it back from the variable at the next step, so both (and the
+   `effective_hidden_scale` intermediate, from which LiteRT takes the
+   output zero point) must share one scale. When a consumer forces the
+   output's scale (CONCATENATION after a Bidirectional), the converter
+   moves the output's parameters only. We give the other two the output's
+   parameters, which is what every consumer reads.
+
+# int16x8
 
 TFLite's converter refuses 16x8 quantization for `UNIDIRECTIONAL_SEQUENCE_LSTM`
 ("Quantization to 16x8-bit not yet supported", TF#59626), while TFLite
 Micro's LSTM kernel runs it: int16 activations, int8 weights, int16 cell
 state, int64 gate biases. Following the approach of TFLM's
-`requantize_flatbuffer.py` (our own code), this module takes the
+`requantize_flatbuffer.py` (our own code), `requantize_int16x8` takes the
 calibrated full-integer int8 file and rescales it:
 
 - every int8 activation (graph inputs and outputs, op outputs, the LSTM's
@@ -24,22 +58,23 @@ calibrated full-integer int8 file and rescales it:
 - SOFTMAX outputs take TFLite's fixed int16 output scale, 1/32768;
 - the LSTM cell state is int16 already and keeps its power-of-two scale.
 
-Only the ops listed in `SUPPORTED_OPS` are rewritten; anything else is
+Only the ops listed in `INT16X8_OPS` are rewritten; anything else is
 refused, because another op with constants of its own would need rules
-this module does not have. LiteRT has no int16x8 LSTM kernel, so these files are
-checked on TFLite Micro.
+this module does not have. LiteRT has no int16x8 LSTM kernel, so these
+files are checked on TFLite Micro.
 """
 
 import copy
 
 import numpy as np
 
-_LSTM_INPUT_WEIGHTS = (1, 2, 3, 4)
-_LSTM_GATE_BIASES = (12, 13, 14, 15)
-_LSTM_HIDDEN_STATE = 18
+from keras_lstm.export import _compat, flatbuffer
+from keras_lstm.export.flatbuffer import LSTM, LSTM_OP
+
+_MIN_CELL_EXPONENT, _MAX_CELL_EXPONENT = -15, -9
 _INT16_MAX = 32767
 
-SUPPORTED_OPS = (
+INT16X8_OPS = (
     "UNIDIRECTIONAL_SEQUENCE_LSTM",
     "FULLY_CONNECTED",
     "STRIDED_SLICE",
@@ -51,32 +86,97 @@ SUPPORTED_OPS = (
     "SUB",
     "MUL",
 )
+"""The ops `requantize_int16x8` knows how to rewrite."""
 
 
-def _schema():
-    from tensorflow.lite.python import schema_py_generated as schema
+def _pack(model) -> bytes:
+    from tensorflow.lite.tools import flatbuffer_utils
 
-    return schema
-
-
-def _op_name(model, op):
-    schema = _schema()
-    code = model.operatorCodes[op.opcodeIndex]
-    builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
-    for name, value in vars(schema.BuiltinOperator).items():
-        if value == builtin and not name.startswith("_"):
-            return name
-    return f"BUILTIN_{builtin}"
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def _is_constant(model, tensor):
-    data = model.buffers[tensor.buffer].data
-    return data is not None and len(data) > 0
+# ---------------------------------------------------------------------------
+# Integer LSTM repair.
+
+
+def _same_params(a, b):
+    return np.array_equal(a.quantization.scale, b.quantization.scale) and (
+        np.array_equal(a.quantization.zeroPoint, b.quantization.zeroPoint)
+    )
+
+
+def repair_integer_lstms(content: bytes) -> tuple[bytes, list[str]]:
+    """Fixes the converter's integer LSTM parameters (see the module doc).
+
+    Args:
+        content: An integer-quantized TFLite flatbuffer.
+
+    Returns:
+        `(content, repairs)`: the (possibly) rewritten flatbuffer and a list
+        of what was changed, for the log.
+
+    Raises:
+        ValueError: if a cell state needs more than 6 integer bits
+            (|c| > 64), which TFLite's integer LSTM cannot represent.
+    """
+    schema = _compat.tflite_schema()
+    model = flatbuffer.unpack(content)
+    repairs = []
+    for subgraph in model.subgraphs:
+        names = flatbuffer.object_op_names(model, subgraph)
+        for op, op_name in zip(subgraph.operators, names, strict=True):
+            if op_name != LSTM_OP:
+                continue
+            tensors = subgraph.tensors
+            output = tensors[op.outputs[0]]
+            cell = tensors[op.inputs[LSTM.cell_state]]
+            if cell.type != schema.TensorType.INT16:
+                continue
+            name = output.name.decode()
+            exponent = round(float(np.log2(cell.quantization.scale[0])))
+            if exponent > _MAX_CELL_EXPONENT:
+                raise ValueError(
+                    f"LSTM {name!r}: the cell state reaches |c| > "
+                    f"{2.0 ** (_MAX_CELL_EXPONENT + 15):g} on the "
+                    f"representative data (scale 2^{exponent}); TFLite's "
+                    "integer LSTM represents at most 6 integer bits. Check "
+                    "the representative data, or keep this model in float."
+                )
+            if exponent < _MIN_CELL_EXPONENT:
+                cell.quantization.scale = np.array(
+                    [2.0**_MIN_CELL_EXPONENT], np.float32
+                )
+                repairs.append(
+                    f"{name}: cell-state scale 2^{exponent} -> "
+                    f"2^{_MIN_CELL_EXPONENT}"
+                )
+            hidden = [tensors[op.inputs[LSTM.hidden_state]]]
+            intermediates = op.intermediates
+            if (
+                intermediates is not None
+                and len(intermediates) > LSTM.hidden_intermediate
+            ):
+                index = intermediates[LSTM.hidden_intermediate]
+                hidden.append(tensors[index])
+            for tensor in hidden:
+                if not _same_params(tensor, output):
+                    tensor.quantization = copy.deepcopy(output.quantization)
+                    repairs.append(
+                        f"{name}: {tensor.name.decode()} takes the output's "
+                        "scale and zero point"
+                    )
+    if not repairs:
+        return content, repairs
+    return _pack(model), repairs
+
+
+# ---------------------------------------------------------------------------
+# int16x8.
 
 
 def _activation_to_int16(tensor):
     """int8 activation parameters -> symmetric int16, same real range."""
-    schema = _schema()
+    schema = _compat.tflite_schema()
     q = tensor.quantization
     if q is None or q.scale is None or len(q.scale) != 1:
         raise ValueError(
@@ -95,7 +195,7 @@ def _activation_to_int16(tensor):
 
 def _constant_to_int16(model, tensor):
     """A constant int8 operand to int16 values in a buffer of its own."""
-    schema = _schema()
+    schema = _compat.tflite_schema()
     q = tensor.quantization
     data = np.frombuffer(bytes(model.buffers[tensor.buffer].data), np.int8)
     real = (data.astype(np.float64) - int(q.zeroPoint[0])) * float(q.scale[0])
@@ -110,7 +210,7 @@ def _constant_to_int16(model, tensor):
 
 def _bias_to_int64(model, bias, input_scale, weight):
     """Requantizes an int32 bias to int64 in a buffer of its own."""
-    schema = _schema()
+    schema = _compat.tflite_schema()
     if bias.type != schema.TensorType.INT32:
         raise ValueError(
             f"Bias {bias.name.decode()!r} is not int32; the int8 file was "
@@ -144,26 +244,24 @@ def requantize_int16x8(content: bytes) -> bytes:
 
     Args:
         content: Bytes of a TFLite file from the int8 converter (with
-            `quantization.repair_integer_lstms` applied).
+            `repair_integer_lstms` applied).
 
     Returns:
         The int16x8 file's bytes: int16 input and output, int8 weights,
         int64 biases, int16 cell states.
 
     Raises:
-        ValueError: if the file holds an op outside `SUPPORTED_OPS` or
+        ValueError: if the file holds an op outside `INT16X8_OPS` or
             tensors that are not quantized as the int8 converter does.
     """
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    schema = _schema()
-    model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
+    schema = _compat.tflite_schema()
+    model = flatbuffer.unpack(content)
     for subgraph in model.subgraphs:
-        names = [_op_name(model, op) for op in subgraph.operators]
-        unsupported = sorted(set(names) - set(SUPPORTED_OPS))
+        names = flatbuffer.object_op_names(model, subgraph)
+        unsupported = sorted(set(names) - set(INT16X8_OPS))
         if unsupported:
             raise ValueError(
-                f"int16x8 rewriting supports the ops {SUPPORTED_OPS}; the "
+                f"int16x8 rewriting supports the ops {INT16X8_OPS}; the "
                 f"int8 file also holds {unsupported}. Use "
                 "quantization='int8' for this model."
             )
@@ -172,13 +270,17 @@ def requantize_int16x8(content: bytes) -> bytes:
         # Activations: every non-constant int8 tensor, remembering their new
         # scales for the biases below.
         for tensor in tensors:
-            if tensor.type == int8 and not _is_constant(model, tensor):
+            if tensor.type == int8 and not flatbuffer.is_constant(
+                model, tensor
+            ):
                 _activation_to_int16(tensor)
         for op, name in zip(subgraph.operators, names, strict=True):
-            if name == "UNIDIRECTIONAL_SEQUENCE_LSTM":
-                input_scale = float(tensors[op.inputs[0]].quantization.scale[0])
+            if name == LSTM_OP:
+                input_scale = float(
+                    tensors[op.inputs[LSTM.input]].quantization.scale[0]
+                )
                 for w, b in zip(
-                    _LSTM_INPUT_WEIGHTS, _LSTM_GATE_BIASES, strict=True
+                    LSTM.input_weights, LSTM.gate_biases, strict=True
                 ):
                     _bias_to_int64(
                         model,
@@ -203,7 +305,9 @@ def requantize_int16x8(content: bytes) -> bytes:
                 # 1/std) are activations with data: same rescaling.
                 for index in op.inputs:
                     tensor = tensors[index]
-                    if tensor.type == int8 and _is_constant(model, tensor):
+                    if tensor.type == int8 and flatbuffer.is_constant(
+                        model, tensor
+                    ):
                         _constant_to_int16(model, tensor)
             elif name == "SOFTMAX":
                 output = tensors[op.outputs[0]]
@@ -212,8 +316,11 @@ def requantize_int16x8(content: bytes) -> bytes:
         leftover = [
             t.name.decode()
             for t in tensors
-            if t.type == int8 and not _is_constant(model, t)
+            if t.type == int8 and not flatbuffer.is_constant(model, t)
         ]
         if leftover:  # pragma: no cover - guarded by the loop above
             raise ValueError(f"int8 activations left: {leftover}.")
-    return flatbuffer_utils.convert_object_to_bytearray(model)
+    return _pack(model)
+
+
+__all__ = ["INT16X8_OPS", "repair_integer_lstms", "requantize_int16x8"]

@@ -1,0 +1,402 @@
+"""Running exported files on LiteRT: `load_tflite` and `TFLiteRunner`.
+
+`load_tflite(path)` returns a `TFLiteRunner` that takes and returns
+float32, whatever the file's quantization, splits or pads any number of
+sequences to the file's fixed batch size, and resets the LSTM state before
+each sequence. It runs on LiteRT, except int16x8 files, for which LiteRT has
+no LSTM kernel: those run on the TFLite Micro interpreter
+(`keras_lstm.export.runners.tflite_micro`).
+
+This module also reads the file layout, the contract of
+`keras_lstm.export.contract` as found in a file: which input carries the
+data, which output is `OUTPUT`, and where the explicit state sits.
+
+**State.** TFLite's fused LSTM keeps `h` and `c` in variable tensors that
+persist across `invoke()` calls (TF#38312). A file exported for whole
+sequences therefore gives the same output for the same input only if the
+state is reset before each sequence: `reset_all_variables()` in LiteRT
+Python, `Interpreter::ResetVariableTensors()` in C++ and on Android,
+`MicroInterpreter::Reset()` / `reset()` in TFLite Micro. This runner does it
+for you; C++ and Android code must do it too (TF#47813). Streaming files
+rely on the same persistence: call `reset()` at the start of each stream.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+
+from keras_lstm.export import flatbuffer
+from keras_lstm.export.contract import FRAME, OUTPUT, SEQUENCES, state_names
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorInfo:
+    """An input or output of a TFLite file.
+
+    Attributes:
+        name: Signature name (`"sequences"`, `"frame"`, `"output"`, ...).
+        shape: Fixed shape, batch first.
+        dtype: NumPy dtype name (`"float32"`, `"int8"`, `"int16"`).
+        scale: Quantization scale, `None` for float tensors.
+        zero_point: Quantization zero point, `None` for float tensors.
+    """
+
+    name: str
+    shape: tuple
+    dtype: str
+    scale: float | None = None
+    zero_point: int | None = None
+
+    def quantize(self, x):
+        """Float32 values to this tensor's dtype."""
+        x = np.asarray(x, np.float32)
+        if self.scale is None:
+            return x.astype(self.dtype)
+        info = np.iinfo(self.dtype)
+        q = np.round(x / self.scale) + self.zero_point
+        return np.clip(q, info.min, info.max).astype(self.dtype)
+
+    def dequantize(self, q):
+        """This tensor's values to float32."""
+        if self.scale is None:
+            return np.asarray(q, np.float32)
+        return (
+            (np.asarray(q, np.float32) - self.zero_point) * self.scale
+        ).astype(np.float32)
+
+
+def _tensor_info(name, details):
+    scale, zero_point = details["quantization"]
+    quantized = np.dtype(details["dtype"]).kind in "iu" and scale != 0
+    return TensorInfo(
+        name=name,
+        shape=tuple(int(d) for d in details["shape"]),
+        dtype=np.dtype(details["dtype"]).name,
+        scale=float(scale) if quantized else None,
+        zero_point=int(zero_point) if quantized else None,
+    )
+
+
+def _free_position(order, filled, details):
+    """The first position of `details`'s tensor in `order` not yet filled.
+
+    Two signature names can share one tensor: in a streaming file with
+    external state whose last layer is its LSTM, `output` is `h_i_out`, and
+    the subgraph lists the tensor once per name.
+    """
+    for position, index in enumerate(order):
+        if index == details["index"] and filled[position] is None:
+            return position
+    raise ValueError(
+        f"Tensor {details['index']} is named by more signature outputs than "
+        "the subgraph lists; the file was not written by to_tflite."
+    )
+
+
+class FileLayout:
+    """Inputs and outputs of an exported file, by name and position.
+
+    Positions follow the subgraph's input and output order, which is what
+    TFLite Micro indexes by.
+    """
+
+    def __init__(self, interpreter):
+        signatures = interpreter.get_signature_list()
+        if len(signatures) != 1:
+            raise ValueError(
+                "Expected a file written by keras_lstm.export.to_tflite (one "
+                f"signature), found signatures {sorted(signatures)}."
+            )
+        runner = interpreter.get_signature_runner(next(iter(signatures)))
+        inputs = runner.get_input_details()
+        outputs = runner.get_output_details()
+        input_order = [d["index"] for d in interpreter.get_input_details()]
+        output_order = [d["index"] for d in interpreter.get_output_details()]
+        self.input_indices = [None] * len(input_order)
+        self.output_indices = [None] * len(output_order)
+        self.inputs = [None] * len(input_order)
+        self.outputs = [None] * len(output_order)
+        for name, details in inputs.items():
+            position = _free_position(input_order, self.inputs, details)
+            self.inputs[position] = _tensor_info(name, details)
+            self.input_indices[position] = details["index"]
+        for name, details in outputs.items():
+            position = _free_position(output_order, self.outputs, details)
+            self.outputs[position] = _tensor_info(name, details)
+            self.output_indices[position] = details["index"]
+        names = [t.name for t in self.inputs]
+        if SEQUENCES in names:
+            self.kind = "sequences"
+        elif FRAME in names and len(names) == 1:
+            self.kind = "streaming"
+        elif FRAME in names:
+            self.kind = "external_state"
+        else:
+            raise ValueError(
+                "Expected a file written by keras_lstm.export.to_tflite, with "
+                f"an input named {SEQUENCES!r} or {FRAME!r}; found {names}."
+            )
+        self.data_input = names.index(
+            SEQUENCES if self.kind == "sequences" else FRAME
+        )
+        self.data_output = [t.name for t in self.outputs].index(OUTPUT)
+        shape = self.inputs[self.data_input].shape
+        self.batch_size = shape[0]
+        self.timesteps = shape[1]
+        self.features = shape[2]
+        self.layers = (len(names) - 1) // 2
+
+
+class _LiteRT:
+    """LiteRT interpreter, addressed by input/output position."""
+
+    name = "litert"
+
+    def __init__(self, content, layout, num_threads, path):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self._interpreter = Interpreter(
+            model_content=content, num_threads=num_threads
+        )
+        self._interpreter.allocate_tensors()
+        self._inputs = layout.input_indices
+        self._outputs = layout.output_indices
+
+    def set(self, position, value):
+        self._interpreter.set_tensor(self._inputs[position], value)
+
+    def invoke(self):
+        self._interpreter.invoke()
+
+    def get(self, position):
+        return self._interpreter.get_tensor(self._outputs[position])
+
+    def reset(self):
+        self._interpreter.reset_all_variables()
+
+
+def _backends():
+    # The TFLite Micro backend imports this module for the file layout, so
+    # it is looked up when a runner is built, not at import time.
+    from keras_lstm.export.runners import tflite_micro
+
+    return {"litert": _LiteRT, "tflite_micro": tflite_micro.MicroBackend}
+
+
+def layout_of(content):
+    """The `FileLayout` of a file's bytes."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    # Reading the signature needs no allocation, which LiteRT refuses for
+    # files it has no kernel for (int16x8 LSTMs).
+    return FileLayout(Interpreter(model_content=content))
+
+
+class TFLiteRunner:
+    """Runs a file written by `to_tflite`, float32 in and out.
+
+    Files run on LiteRT, except int16x8 ones: LiteRT has no 16-bit LSTM
+    kernel, so those run on the TFLite Micro interpreter (`backend`).
+
+    Attributes:
+        path: The file.
+        backend: `"litert"` or `"tflite_micro"`.
+        ops: Operator names, in execution order.
+        inputs: `TensorInfo` of each input, in the subgraph's order.
+        outputs: `TensorInfo` of each output, in the subgraph's order.
+        batch_size: The file's fixed batch size.
+        timesteps: The file's fixed sequence length (1 for streaming).
+        streaming: Whether it is a single-frame streaming file.
+        external_state: Whether its LSTM state is explicit inputs/outputs.
+    """
+
+    def __init__(self, path, *, backend=None, num_threads=None):
+        self.path = str(path)
+        with open(self.path, "rb") as f:
+            content = f.read()
+        self.ops = flatbuffer.op_names(content)
+        self._layout = layout_of(content)
+        self.inputs = tuple(self._layout.inputs)
+        self.outputs = tuple(self._layout.outputs)
+        if backend is None:
+            int16 = self.inputs[self._layout.data_input].dtype == "int16"
+            backend = "tflite_micro" if int16 else "litert"
+        backends = _backends()
+        if backend not in backends:
+            raise ValueError(
+                f"Received an invalid value for argument `backend`: "
+                f"{backend!r}. Expected one of {sorted(backends)} or None."
+            )
+        self.backend = backend
+        self._runtime = backends[backend](
+            content, self._layout, num_threads, self.path
+        )
+        self.batch_size = self._layout.batch_size
+        self.timesteps = self._layout.timesteps
+        self.streaming = self._layout.kind != "sequences"
+        self.external_state = self._layout.kind == "external_state"
+        self._states = None
+        self.reset()
+
+    def __repr__(self):
+        kind = self._layout.kind
+        return (
+            f"TFLiteRunner({self.path!r}, {kind}, backend={self.backend}, "
+            f"batch_size={self.batch_size}, timesteps={self.timesteps})"
+        )
+
+    def reset(self) -> None:
+        """Zeros the recurrent state (variable tensors or explicit state)."""
+        self._runtime.reset()
+        if self.external_state:
+            self._states = {
+                t.name: np.zeros(t.shape, np.float32)
+                for i, t in enumerate(self.inputs)
+                if i != self._layout.data_input
+            }
+
+    def _invoke(self, values):
+        """Sets float inputs by name, invokes, returns float outputs by name."""
+        for position, info in enumerate(self.inputs):
+            self._runtime.set(position, info.quantize(values[info.name]))
+        self._runtime.invoke()
+        return {
+            info.name: info.dequantize(self._runtime.get(p))
+            for p, info in enumerate(self.outputs)
+        }
+
+    def step(self, frame: np.ndarray) -> np.ndarray:
+        """Feeds one frame to a streaming file; the state carries over.
+
+        Args:
+            frame: `(batch_size, features)` or `(batch_size, 1, features)`.
+
+        Returns:
+            The model's float32 output for this step.
+
+        Raises:
+            ValueError: if the file is not streaming or the shape is wrong.
+        """
+        if not self.streaming:
+            raise ValueError(
+                f"{self.path} holds whole sequences; step() needs a file "
+                "exported with streaming=True. Use predict()."
+            )
+        frame = np.asarray(frame, np.float32)
+        if frame.ndim == 2:
+            frame = frame[:, None, :]
+        expected = (self.batch_size, 1, self._layout.features)
+        if frame.shape != expected:
+            raise ValueError(
+                f"`frame` must have shape {expected[::2]} or {expected}, got "
+                f"{frame.shape}. The state belongs to the file's batch slots."
+            )
+        values = {FRAME: frame}
+        if self.external_state:
+            values.update(self._states)
+        outputs = self._invoke(values)
+        if self.external_state:
+            for index in range(self._layout.layers):
+                (h, c), (h_out, c_out) = state_names(index)
+                self._states[h] = outputs[h_out]
+                self._states[c] = outputs[c_out]
+        return outputs[OUTPUT]
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Runs whole sequences, float32 in and out.
+
+        Any number of sequences: they are split into the file's batch size
+        (the last batch zero-padded) and the state is reset before each.
+        A streaming file is fed frame by frame; its result is what the Keras
+        model returns on the whole sequence: every step's output stacked on
+        axis 1 if a step's output has a time axis, else the last step's.
+
+        Args:
+            x: `(num_sequences, timesteps, features)`.
+
+        Returns:
+            A float32 NumPy array, `num_sequences` first.
+        """
+        x = check_sequences(x, self._layout)
+        results = []
+        for chunk, count in chunks(x, self.batch_size):
+            self.reset()
+            if not self.streaming:
+                y = self._invoke({SEQUENCES: chunk})[OUTPUT]
+            else:
+                y = assemble(
+                    [self.step(chunk[:, t : t + 1]) for t in range(x.shape[1])]
+                )
+            results.append(y[:count])
+        return np.concatenate(results, axis=0)
+
+
+def check_sequences(x, layout):
+    x = np.asarray(x, np.float32)
+    if x.ndim != 3 or x.shape[2] != layout.features:
+        raise ValueError(
+            "`x` must have shape (num_sequences, timesteps, "
+            f"{layout.features}), got {x.shape}."
+        )
+    if layout.kind == "sequences" and x.shape[1] != layout.timesteps:
+        raise ValueError(
+            f"The file was exported for sequences of {layout.timesteps} "
+            f"steps, got {x.shape[1]}. Pad or crop to {layout.timesteps}, or "
+            "export with timesteps= (or streaming=True)."
+        )
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"`x` is empty, shape {x.shape}.")
+    return x
+
+
+def chunks(x, batch_size):
+    for start in range(0, x.shape[0], batch_size):
+        chunk = x[start : start + batch_size]
+        count = chunk.shape[0]
+        if count < batch_size:
+            pad = np.zeros((batch_size - count,) + chunk.shape[1:], x.dtype)
+            chunk = np.concatenate([chunk, pad], axis=0)
+        yield chunk, count
+
+
+def assemble(step_outputs):
+    first = step_outputs[0]
+    if first.ndim >= 3 and first.shape[1] == 1:
+        return np.concatenate(step_outputs, axis=1)
+    return step_outputs[-1]
+
+
+def load_tflite(
+    path: str | os.PathLike,
+    *,
+    backend: str | None = None,
+    num_threads: int | None = None,
+) -> "TFLiteRunner":
+    """Loads a file written by `to_tflite` for float32 inference.
+
+    Args:
+        path: The `.tflite` file.
+        backend: `"litert"`, `"tflite_micro"` (the TFLM interpreter, in this
+            process, with a 4 MiB arena), or `None`: LiteRT, except for
+            int16x8 files, which only TFLite Micro runs. Files that TFLite
+            Micro cannot run (`tflite_micro_blockers`) are refused for the
+            `"tflite_micro"` backend before it runs them.
+        num_threads: LiteRT CPU threads, `None` for its default.
+
+    Returns:
+        A `TFLiteRunner` with `.ops`, `.predict(x)`, and for streaming files
+        `.step(frame)` and `.reset()`.
+
+    Raises:
+        FileNotFoundError: if `path` does not exist.
+        ValueError: if the file was not written by `to_tflite`.
+        TFLiteMicroUnsupportedError: (a `ValueError`) if the backend is
+            TFLite Micro and it cannot run the file; says why.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No TFLite file at {str(path)!r}.")
+    return TFLiteRunner(path, backend=backend, num_threads=num_threads)
+
+
+__all__ = ["TFLiteRunner", "TensorInfo", "load_tflite"]

@@ -1,0 +1,152 @@
+"""Flatbuffer rewrites (keras_lstm.export.rewrite).
+
+The integer-LSTM repair is checked on an int8 file with each converter
+quirk put back in (through the object API): the repair must restore what
+TFLite's kernels need (cell-state scale 2^-15..2^-9; hidden state, its
+intermediate and the output on one scale). The int16x8 rewrite is checked
+against the int16x8 LSTM spec TFLite Micro's kernel runs (int16
+activations, zero point 0; int8 weights; int64 biases; int16 cell state).
+That the rewritten files compute the model is checked where they run:
+tests/test_runners.py (TFLite Micro) and tests/test_tflite.py (LiteRT).
+"""
+
+import keras
+import numpy as np
+import pytest
+from seeding import seeded
+
+import keras_lstm
+from keras_lstm.export import _compat, flatbuffer, rewrite, to_tflite
+from keras_lstm.export.flatbuffer import LSTM, LSTM_OP
+
+T, F = 6, 3
+
+
+@pytest.fixture(scope="module")
+def int8_content(tmp_path_factory):
+    rng = np.random.default_rng(21)
+    inputs = keras.Input((None, F))
+    x = keras_lstm.LSTM(8)(inputs)
+    model = seeded(keras.Model(inputs, keras.layers.Dense(3)(x)), rng)
+    data = rng.standard_normal((16, T, F)).astype("float32")
+    path = tmp_path_factory.mktemp("int8") / "int8.tflite"
+    to_tflite(
+        model, path, quantization="int8", representative_data=data, timesteps=T
+    )
+    return path.read_bytes()
+
+
+def _edit(content, change):
+    """`change(model, subgraph, lstm_op)` applied to an unpacked copy."""
+    model = flatbuffer.unpack(content)
+    subgraph = model.subgraphs[0]
+    names = flatbuffer.object_op_names(model, subgraph)
+    op = subgraph.operators[names.index(LSTM_OP)]
+    change(model, subgraph, op)
+    return rewrite._pack(model)
+
+
+def _lstm_tensors(content):
+    model = flatbuffer.unpack(content)
+    subgraph = model.subgraphs[0]
+    names = flatbuffer.object_op_names(model, subgraph)
+    op = subgraph.operators[names.index(LSTM_OP)]
+    tensors = subgraph.tensors
+    return (
+        tensors[op.outputs[0]],
+        tensors[op.inputs[LSTM.hidden_state]],
+        tensors[op.intermediates[LSTM.hidden_intermediate]],
+        tensors[op.inputs[LSTM.cell_state]],
+    )
+
+
+def _cell_scale(scale):
+    def change(model, subgraph, op):
+        cell = subgraph.tensors[op.inputs[LSTM.cell_state]]
+        cell.quantization.scale = np.array([scale], np.float32)
+
+    return change
+
+
+def test_repair_leaves_a_repaired_file_alone(int8_content):
+    content, repairs = rewrite.repair_integer_lstms(int8_content)
+    assert repairs == [] and content == int8_content
+
+
+def test_repair_widens_a_cell_scale_litert_saturates_on(int8_content):
+    broken = _edit(int8_content, _cell_scale(2.0**-16))
+
+    content, repairs = rewrite.repair_integer_lstms(broken)
+
+    assert (
+        len(repairs) == 1 and "cell-state scale 2^-16 -> 2^-15" in (repairs[0])
+    )
+    *_, cell = _lstm_tensors(content)
+    assert list(cell.quantization.scale) == [2.0**-15]
+
+
+def test_repair_refuses_a_cell_past_six_integer_bits(int8_content):
+    broken = _edit(int8_content, _cell_scale(2.0**-8))
+    with pytest.raises(ValueError, match="at most 6 integer bits"):
+        rewrite.repair_integer_lstms(broken)
+
+
+def test_repair_puts_hidden_state_on_the_output_scale(int8_content):
+    def change(model, subgraph, op):
+        for index in (
+            op.inputs[LSTM.hidden_state],
+            op.intermediates[LSTM.hidden_intermediate],
+        ):
+            q = subgraph.tensors[index].quantization
+            q.scale = np.asarray(q.scale, np.float32) * 2
+            q.zeroPoint = np.asarray(q.zeroPoint, np.int64) + 1
+
+    content, repairs = rewrite.repair_integer_lstms(_edit(int8_content, change))
+
+    assert len(repairs) == 2, repairs
+    output, hidden, intermediate, _ = _lstm_tensors(content)
+    for tensor in (hidden, intermediate):
+        np.testing.assert_array_equal(
+            tensor.quantization.scale, output.quantization.scale
+        )
+        np.testing.assert_array_equal(
+            tensor.quantization.zeroPoint, output.quantization.zeroPoint
+        )
+
+
+def test_int16x8_follows_the_int16_lstm_spec(int8_content):
+    content = rewrite.requantize_int16x8(int8_content)
+
+    for tensor in flatbuffer.graph_inputs(content) + flatbuffer.graph_outputs(
+        content
+    ):
+        assert tensor.type == "INT16", tensor
+    ops = flatbuffer.operators(content)
+    (lstm,) = [op for op in ops if op.name == LSTM_OP]
+    assert {lstm.inputs[k].type for k in LSTM.weights} == {"INT8"}
+    assert {lstm.inputs[k].type for k in LSTM.gate_biases} == {"INT64"}
+    assert lstm.inputs[LSTM.hidden_state].type == "INT16"
+    assert lstm.inputs[LSTM.cell_state].type == "INT16"
+    (dense,) = [op for op in ops if op.name == "FULLY_CONNECTED"]
+    assert [t.type for t in dense.inputs] == ["INT16", "INT8", "INT64"]
+    # Symmetric int16 everywhere: every activation's zero point is 0.
+    model = flatbuffer.unpack(content)
+    for tensor in model.subgraphs[0].tensors:
+        if tensor.type == _compat.tflite_schema().TensorType.INT16:
+            assert list(tensor.quantization.zeroPoint) == [0], tensor.name
+
+
+def test_int16x8_refuses_ops_it_has_no_rules_for(int8_content):
+    schema = _compat.tflite_schema()
+
+    def change(model, subgraph, op):
+        # Relabel the Dense layer's op: the rewrite must refuse before it
+        # touches anything.
+        names = flatbuffer.object_op_names(model, subgraph)
+        dense = subgraph.operators[names.index("FULLY_CONNECTED")]
+        code = model.operatorCodes[dense.opcodeIndex]
+        code.builtinCode = schema.BuiltinOperator.TILE
+        code.deprecatedBuiltinCode = schema.BuiltinOperator.TILE
+
+    with pytest.raises(ValueError, match=r"\['TILE'\].*quantization='int8'"):
+        rewrite.requantize_int16x8(_edit(int8_content, change))
