@@ -461,7 +461,14 @@ def _print_tflite_report(report):
     if report.argmax_agreement is not None:
         print(f"argmax agreement with Keras: {report.argmax_agreement:.1%}")
     if report.tflite_micro_ready:
-        print("TFLite Micro: runnable")
+        if importlib.util.find_spec("tflite_micro") is None:
+            # Only the file's ops were read; no interpreter was built.
+            print(
+                "TFLite Micro: no blocking op found (tflite-micro not "
+                "installed, so the interpreter was not built)"
+            )
+        else:
+            print("TFLite Micro: runnable")
     for reason in report.tflite_micro_blockers:
         print(f"TFLite Micro: not runnable: {reason}")
 
