@@ -35,6 +35,7 @@ import tensorflow as tf
 
 import keras_lstm
 from keras_lstm import recurrence
+from keras_lstm.export import substitutes
 from keras_lstm.layers import lowering
 
 _TANH = (keras.activations.tanh, tf.tanh, tf.math.tanh, tf.nn.tanh)
@@ -230,6 +231,10 @@ def fused_sequence(layer, sequences, initial_state, mask, training):
     last_output, outputs, h, c, _ = fn(
         sequences, init_h, init_c, *_weights(layer.cell)
     )
+    # The function's TensorArray loop leaves the time dimension unknown.
+    # Layers after it read the static shape: TimeDistributed, given time
+    # None, takes its vectorized path and traces a single step (issue 11).
+    outputs.set_shape((shape[0], sequences.shape[1], layer.units))
     return last_output, outputs, [h, c]
 
 
@@ -430,7 +435,7 @@ def export_model(
             pairs.append((layer.forward_layer, new.forward_layer))
             pairs.append((layer.backward_layer, new.backward_layer))
             return new
-        new = _lstm_or_clone(layer)
+        new = substitutes.substitute(layer) or _lstm_or_clone(layer)
         pairs.append((layer, new))
         return new
 
