@@ -463,6 +463,64 @@ def export_model(
     return copy
 
 
+def stateful_layers(model: keras.Model) -> list:
+    """The recurrent layers of `model` with `stateful=True`."""
+    return [
+        layer
+        for layer in iter_layers(model)
+        if getattr(layer, "stateful", False) is True
+    ]
+
+
+def stateless_model(model: keras.Model) -> keras.Model:
+    """A copy of a stateful `model` with `stateful=False` layers.
+
+    Same layer classes and weights, and an input of any batch size and
+    length `(None, None, features)`. Run on a whole sequence it gives what
+    the stateful model gives, after `reset_states()`, fed the sequence in
+    chunks: a stateful layer carries its state from chunk to chunk as the
+    stateless one does from step to step. `model` and its states are not
+    touched.
+
+    Args:
+        model: A Sequential or Functional model with one input
+            `(batch, time, features)`.
+
+    Returns:
+        A `keras.Model`.
+
+    Raises:
+        ValueError: if a layer cannot be cloned from its config.
+    """
+    require_graph_model(model)
+    pairs = []
+
+    def clone(layer):
+        config = layer.get_config()
+        if getattr(layer, "stateful", False) is True:
+            config["stateful"] = False
+        try:
+            new = layer.__class__.from_config(config)
+        except Exception as error:  # Layers raise anything from from_config.
+            raise ValueError(
+                f"Could not clone layer {layer.name!r} "
+                f"({type(layer).__name__}) from its config for export: "
+                f"{error}. Give it a complete get_config()."
+            ) from error
+        pairs.append((layer, new))
+        return new
+
+    inputs = keras.Input(
+        shape=(None, *model.inputs[0].shape[2:]), dtype=model.inputs[0].dtype
+    )
+    copy = keras.models.clone_model(
+        model, input_tensors=inputs, clone_function=clone, recursive=True
+    )
+    for old, new in pairs:
+        new.set_weights(old.get_weights())
+    return copy
+
+
 def _lstm_or_clone(layer):
     if is_lstm_layer(layer):
         return _lstm_from(layer)

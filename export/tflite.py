@@ -291,6 +291,38 @@ def _check_tolerance(tolerance):
     return float(tolerance)
 
 
+def _stateful_as_streaming(model, streaming):
+    """(model, streaming): a stateful model exports as a streaming file.
+
+    A `stateful=True` layer carries its state from one call to the next,
+    as the streaming file's variable tensors do from frame to frame. The
+    export lowers a stateless copy (same weights; `lowering.stateless_model`)
+    and checks the file against it on whole sequences, which is what the
+    stateful model gives on them, fed in chunks after `reset_states()`.
+    Without `streaming=True` the file would start each call from a zero
+    state, which is not what the stateful model does: streaming is
+    implied, with a warning.
+    """
+    if not isinstance(model, keras.Model) or not lowering.is_graph_model(
+        model
+    ):
+        return model, streaming  # _model_input says what is wrong.
+    stateful = lowering.stateful_layers(model)
+    if not stateful:
+        return model, streaming
+    if not streaming:
+        names = ", ".join(repr(layer.name) for layer in stateful)
+        warnings.warn(
+            f"Model {model.name!r} has stateful layers ({names}): exporting "
+            "a streaming file (streaming=True), one frame per invocation, "
+            "whose LSTM state persists between invocations as the stateful "
+            "layers' does between calls; reset it where you would call "
+            "reset_states(). Pass streaming=True to silence this warning.",
+            stacklevel=4,
+        )
+    return lowering.stateless_model(model), True
+
+
 @dataclasses.dataclass(frozen=True)
 class _Plan:
     """Every argument, checked, and what follows from them."""
@@ -330,6 +362,7 @@ def _plan(
     streaming = _flag("streaming", streaming)
     external_state = _flag("external_state", external_state)
     tolerance = _check_tolerance(tolerance)
+    model, streaming = _stateful_as_streaming(model, streaming)
     if progress is not None and not callable(progress):
         raise TypeError(
             "Received an invalid value for argument `progress`: expected a "
