@@ -129,9 +129,9 @@ def check_lstm_layer(layer, *, streaming: bool = False) -> None:
         _refuse(
             layer,
             "stateful=True",
-            "Export the model with stateful=False and to_tflite(..., "
-            "streaming=True): the file then keeps the state between calls "
-            "in the op's variable tensors.",
+            "Lower stateless_model(model) instead; to_tflite does, and "
+            "writes a streaming file (streaming=True) that keeps the state "
+            "between calls in the op's variable tensors.",
         )
     if layer.return_state:
         _refuse(
