@@ -129,7 +129,7 @@ def _quantization_lines(variable, kind, tensors):
     )
     header = [
         f"// {kind.capitalize()}s ({names}).",
-        f"// Scale and zero point: real = scale * (q - zero_point); "
+        "// Scale and zero point: real = scale * (q - zero_point); "
         "scale 0 means a float32 tensor.",
         f"constexpr int {variable}_{kind}_count = {count};",
         f"extern const float {variable}_{kind}_scale[{count}];",

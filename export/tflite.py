@@ -303,9 +303,7 @@ def _stateful_as_streaming(model, streaming):
     state, which is not what the stateful model does: streaming is
     implied, with a warning.
     """
-    if not isinstance(model, keras.Model) or not lowering.is_graph_model(
-        model
-    ):
+    if not isinstance(model, keras.Model) or not lowering.is_graph_model(model):
         return model, streaming  # _model_input says what is wrong.
     stateful = lowering.stateful_layers(model)
     if not stateful:

@@ -55,7 +55,10 @@ def int8_file(tmp_path_factory):
     # This test is about the bytes, not accuracy: a loose tolerance keeps
     # the untrained model's int8 error from failing it.
     return to_tflite(
-        model, path, quantization="int8", representative_data=data,
+        model,
+        path,
+        quantization="int8",
+        representative_data=data,
         tolerance=1.0,
     )
 
@@ -70,8 +73,17 @@ def test_compiles_and_round_trips(int8_file, tmp_path):
     main.write_text(_MAIN.format(stem="kws", var=report.variable))
     program = tmp_path / "roundtrip"
     subprocess.run(
-        [_COMPILER, "-std=c++17", "-Wall", "-Werror", "-o", str(program),
-         str(main), report.source, f"-I{tmp_path}"],
+        [
+            _COMPILER,
+            "-std=c++17",
+            "-Wall",
+            "-Werror",
+            "-o",
+            str(program),
+            str(main),
+            report.source,
+            f"-I{tmp_path}",
+        ],
         check=True,
         capture_output=True,
     )
@@ -98,9 +110,10 @@ def test_given_arena_and_variable(int8_file, tmp_path):
     assert (report.arena_size, report.arena_measured) == (1008, False)
     header = (tmp_path / "net.h").read_text()
     assert "constexpr unsigned int g_model_arena_size = 1008;" in header
-    assert "alignas(16) const unsigned char g_model[]" in (
-        tmp_path / "net.cc"
-    ).read_text()
+    assert (
+        "alignas(16) const unsigned char g_model[]"
+        in (tmp_path / "net.cc").read_text()
+    )
 
 
 @pytest.mark.parametrize(
@@ -125,9 +138,7 @@ def test_refuses_a_file_tflite_micro_cannot_run(tmp_path):
     inputs = keras.Input((6, 3))
     x = keras.layers.LSTM(4)(inputs)
     model = keras.Model(inputs, keras.layers.Dense(2)(x))
-    report = to_tflite(
-        model, tmp_path / "f16.tflite", quantization="float16"
-    )
+    report = to_tflite(model, tmp_path / "f16.tflite", quantization="float16")
     with pytest.raises(TFLiteMicroUnsupportedError, match="DEQUANTIZE"):
         to_c_source(report, tmp_path / "m", arena_size=4096)
     assert not (tmp_path / "m.h").exists()

@@ -246,9 +246,10 @@ def test_export_c_source(files, tmp_path, capsys, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kws.cc", "kws.h"]
     assert f"wrote {stem}.h and {stem}.cc (array kws_model[" in captured.out
     assert "TFLite Micro: runnable" in captured.out
-    assert "alignas(16) const unsigned char kws_model[]" in (
-        tmp_path / "kws.cc"
-    ).read_text()
+    assert (
+        "alignas(16) const unsigned char kws_model[]"
+        in (tmp_path / "kws.cc").read_text()
+    )
     # Existing files are kept unless --overwrite.
     code = cli.main(["export", "model.keras", str(stem), "--format", "c"])
     assert code == 2
