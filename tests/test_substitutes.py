@@ -14,7 +14,8 @@ Bounds (issue 11's acceptance):
   kernel does Keras's float32 arithmetic in another order (measured ~1e-6);
 - int8 files, on LiteRT and on TFLite Micro: the task metric within 10 %
   relative MSE (autoencoder) or 2 accuracy points (addition) of Keras
-  float's. Measured: MSE 0.17226 vs 0.17209; accuracy 52.2 % vs 52.8 %.
+  float's. Measured: MSE 0.3226 (LiteRT) / 0.3227 (TFLM) vs 0.3229;
+  accuracy 40.2 % / 40.1 % vs 40.3 %.
 
 Before the lowering kept the time dimension static, the autoencoder's
 file emitted one step; RepeatVector converted to TILE, which TFLite Micro
@@ -137,9 +138,10 @@ def exported(autoencoder, addition, tmp_path_factory):
     ):
         expected = model.predict(held_out, verbose=0)
         for quantization in ("none", "int8"):
-            # addition_rnn's int8 softmax outputs are ~0.1 (max abs) from
-            # float's, past to_tflite's max-abs bound (issue 7), with the
-            # accuracy of float; issue 11 judges int8 on the task, below.
+            # An int8 softmax can be farther (max abs) from float's than
+            # to_tflite's default bound with float's accuracy (measured
+            # 0.096, 52.2 % vs 52.8 %, on a longer-trained addition_rnn);
+            # issue 11 judges int8 on the task metric, below.
             tolerance = 0.25 if quantization == "int8" else None
             report = to_tflite(
                 model,
