@@ -634,8 +634,10 @@ def to_tflite(
 
     Args:
         model: A built Sequential or Functional Keras model with one float32
-            input `(batch, time, features)` and one output, or a QAT model
-            from `keras_lstm.export.quantize_model` (integer modes only).
+            input `(batch, time, features)` and one output (stateful
+            layers export as a streaming file, see `streaming`), or a QAT
+            model from `keras_lstm.export.quantize_model` (integer modes
+            only).
         path: Where to write the `.tflite` file. Its directory must exist;
             an existing file is replaced only on success.
         quantization: A `Quantization` or its value: `"none"`, `"float16"`,
@@ -658,7 +660,10 @@ def to_tflite(
             check sequences. Default: `None`.
         streaming: Write a single-frame model `(batch_size, 1, features)`
             whose LSTM state persists between invocations, so T calls give
-            the Keras output on a T-step sequence. Default: `False`.
+            the Keras output on a T-step sequence. A model with
+            `stateful=True` layers always exports so (implied with a
+            warning when `False`): the file keeps the state between calls
+            as the layers do. Default: `False`.
         external_state: With `streaming=True`, keep the state as explicit
             inputs `h_i`, `c_i` and outputs `h_i_out`, `c_i_out` (one step
             in FULLY_CONNECTED, LOGISTIC, TANH, MUL and ADD), for runtimes
