@@ -35,6 +35,7 @@ import tensorflow as tf
 
 import keras_lstm
 from keras_lstm import recurrence
+from keras_lstm.export import substitutes
 from keras_lstm.layers import lowering
 
 _TANH = (keras.activations.tanh, tf.tanh, tf.math.tanh, tf.nn.tanh)
@@ -128,9 +129,9 @@ def check_lstm_layer(layer, *, streaming: bool = False) -> None:
         _refuse(
             layer,
             "stateful=True",
-            "Export the model with stateful=False and to_tflite(..., "
-            "streaming=True): the file then keeps the state between calls "
-            "in the op's variable tensors.",
+            "Lower stateless_model(model) instead; to_tflite does, and "
+            "writes a streaming file (streaming=True) that keeps the state "
+            "between calls in the op's variable tensors.",
         )
     if layer.return_state:
         _refuse(
@@ -230,6 +231,10 @@ def fused_sequence(layer, sequences, initial_state, mask, training):
     last_output, outputs, h, c, _ = fn(
         sequences, init_h, init_c, *_weights(layer.cell)
     )
+    # The function's TensorArray loop leaves the time dimension unknown.
+    # Layers after it read the static shape: TimeDistributed, given time
+    # None, takes its vectorized path and traces a single step (issue 11).
+    outputs.set_shape((shape[0], sequences.shape[1], layer.units))
     return last_output, outputs, [h, c]
 
 
@@ -430,7 +435,7 @@ def export_model(
             pairs.append((layer.forward_layer, new.forward_layer))
             pairs.append((layer.backward_layer, new.backward_layer))
             return new
-        new = _lstm_or_clone(layer)
+        new = substitutes.substitute(layer) or _lstm_or_clone(layer)
         pairs.append((layer, new))
         return new
 
@@ -455,6 +460,64 @@ def export_model(
         for layer in [new, *iter_layers(new)]:
             if callable(getattr(layer, "finalize_state", None)):
                 layer.finalize_state()
+    return copy
+
+
+def stateful_layers(model: keras.Model) -> list:
+    """The recurrent layers of `model` with `stateful=True`."""
+    return [
+        layer
+        for layer in iter_layers(model)
+        if getattr(layer, "stateful", False) is True
+    ]
+
+
+def stateless_model(model: keras.Model) -> keras.Model:
+    """A copy of a stateful `model` with `stateful=False` layers.
+
+    Same layer classes and weights, and an input of any batch size and
+    length `(None, None, features)`. Run on a whole sequence it gives what
+    the stateful model gives, after `reset_states()`, fed the sequence in
+    chunks: a stateful layer carries its state from chunk to chunk as the
+    stateless one does from step to step. `model` and its states are not
+    touched.
+
+    Args:
+        model: A Sequential or Functional model with one input
+            `(batch, time, features)`.
+
+    Returns:
+        A `keras.Model`.
+
+    Raises:
+        ValueError: if a layer cannot be cloned from its config.
+    """
+    require_graph_model(model)
+    pairs = []
+
+    def clone(layer):
+        config = layer.get_config()
+        if getattr(layer, "stateful", False) is True:
+            config["stateful"] = False
+        try:
+            new = layer.__class__.from_config(config)
+        except Exception as error:  # Layers raise anything from from_config.
+            raise ValueError(
+                f"Could not clone layer {layer.name!r} "
+                f"({type(layer).__name__}) from its config for export: "
+                f"{error}. Give it a complete get_config()."
+            ) from error
+        pairs.append((layer, new))
+        return new
+
+    inputs = keras.Input(
+        shape=(None, *model.inputs[0].shape[2:]), dtype=model.inputs[0].dtype
+    )
+    copy = keras.models.clone_model(
+        model, input_tensors=inputs, clone_function=clone, recursive=True
+    )
+    for old, new in pairs:
+        new.set_weights(old.get_weights())
     return copy
 
 

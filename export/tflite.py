@@ -291,6 +291,36 @@ def _check_tolerance(tolerance):
     return float(tolerance)
 
 
+def _stateful_as_streaming(model, streaming):
+    """(model, streaming): a stateful model exports as a streaming file.
+
+    A `stateful=True` layer carries its state from one call to the next,
+    as the streaming file's variable tensors do from frame to frame. The
+    export lowers a stateless copy (same weights; `lowering.stateless_model`)
+    and checks the file against it on whole sequences, which is what the
+    stateful model gives on them, fed in chunks after `reset_states()`.
+    Without `streaming=True` the file would start each call from a zero
+    state, which is not what the stateful model does: streaming is
+    implied, with a warning.
+    """
+    if not isinstance(model, keras.Model) or not lowering.is_graph_model(model):
+        return model, streaming  # _model_input says what is wrong.
+    stateful = lowering.stateful_layers(model)
+    if not stateful:
+        return model, streaming
+    if not streaming:
+        names = ", ".join(repr(layer.name) for layer in stateful)
+        warnings.warn(
+            f"Model {model.name!r} has stateful layers ({names}): exporting "
+            "a streaming file (streaming=True), one frame per invocation, "
+            "whose LSTM state persists between invocations as the stateful "
+            "layers' does between calls; reset it where you would call "
+            "reset_states(). Pass streaming=True to silence this warning.",
+            stacklevel=4,
+        )
+    return lowering.stateless_model(model), True
+
+
 @dataclasses.dataclass(frozen=True)
 class _Plan:
     """Every argument, checked, and what follows from them."""
@@ -330,6 +360,7 @@ def _plan(
     streaming = _flag("streaming", streaming)
     external_state = _flag("external_state", external_state)
     tolerance = _check_tolerance(tolerance)
+    model, streaming = _stateful_as_streaming(model, streaming)
     if progress is not None and not callable(progress):
         raise TypeError(
             "Received an invalid value for argument `progress`: expected a "
@@ -603,8 +634,10 @@ def to_tflite(
 
     Args:
         model: A built Sequential or Functional Keras model with one float32
-            input `(batch, time, features)` and one output, or a QAT model
-            from `keras_lstm.export.quantize_model` (integer modes only).
+            input `(batch, time, features)` and one output (stateful
+            layers export as a streaming file, see `streaming`), or a QAT
+            model from `keras_lstm.export.quantize_model` (integer modes
+            only).
         path: Where to write the `.tflite` file. Its directory must exist;
             an existing file is replaced only on success.
         quantization: A `Quantization` or its value: `"none"`, `"float16"`,
@@ -627,7 +660,10 @@ def to_tflite(
             check sequences. Default: `None`.
         streaming: Write a single-frame model `(batch_size, 1, features)`
             whose LSTM state persists between invocations, so T calls give
-            the Keras output on a T-step sequence. Default: `False`.
+            the Keras output on a T-step sequence. A model with
+            `stateful=True` layers always exports so (implied with a
+            warning when `False`): the file keeps the state between calls
+            as the layers do. Default: `False`.
         external_state: With `streaming=True`, keep the state as explicit
             inputs `h_i`, `c_i` and outputs `h_i_out`, `c_i_out` (one step
             in FULLY_CONNECTED, LOGISTIC, TANH, MUL and ADD), for runtimes

@@ -147,6 +147,10 @@ USER_ERRORS = {
         + ["--streaming"],
         "--streaming applies to --format tflite only",
     ),
+    "c-source-out-with-suffix": (
+        ["export", "model.keras", "kws.tflite", "--format", "c"],
+        "is the path without suffix for --format c",
+    ),
     "out-exists": (
         ["export", "model.keras", "taken.tflite"],
         "already exists; pass --overwrite",
@@ -229,6 +233,27 @@ def test_export_checks_on_check_data(files, tmp_path, capsys, monkeypatch):
     assert "check_data (5 sequences)" in captured.out
     assert "argmax agreement with Keras: " in captured.out
     assert "TFLite Micro: runnable" in captured.out
+
+
+@pytest.mark.slow
+def test_export_c_source(files, tmp_path, capsys, monkeypatch):
+    # The C++ itself is compiled in tests/test_c_source.py; this checks the
+    # CLI writes the pair, and only the pair, from the checked file.
+    monkeypatch.chdir(files)
+    stem = tmp_path / "kws"
+    assert cli.main(["export", "model.keras", str(stem), "--format", "c"]) == 0
+    captured = capsys.readouterr()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kws.cc", "kws.h"]
+    assert f"wrote {stem}.h and {stem}.cc (array kws_model[" in captured.out
+    assert "TFLite Micro: runnable" in captured.out
+    assert (
+        "alignas(16) const unsigned char kws_model[]"
+        in (tmp_path / "kws.cc").read_text()
+    )
+    # Existing files are kept unless --overwrite.
+    code = cli.main(["export", "model.keras", str(stem), "--format", "c"])
+    assert code == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -361,8 +361,9 @@ _FOR_TFLM = "export with quantization='int8' (or 'none') for TFLite Micro"
 # hold; `tests/test_runners.py` checks each against the interpreter.
 _NO_KERNEL = {
     "TILE": (
-        "keras.layers.RepeatVector converts to TILE; run this file on "
-        "LiteRT, or build the model without RepeatVector"
+        "keras.ops.tile converts to TILE; run this file on LiteRT, or "
+        "repeat by broadcasting (x * ones), as the export does for "
+        "keras.layers.RepeatVector"
     ),
 }
 
@@ -486,7 +487,7 @@ def tflite_micro_blockers(content: bytes) -> tuple[str, ...]:
       (dynamic-range quantization; for the fused LSTM TFLite Micro runs and
       returns NaN silently, other ops fail to prepare), DEQUANTIZE of
       float16 weights, and ops TFLite Micro has no kernel for (TILE, from
-      `keras.layers.RepeatVector`);
+      `keras.ops.tile`);
     - the TFLite Micro interpreter itself, built from the file in a
       subprocess without running it: any op it cannot resolve or prepare.
       This part needs the `tflite-micro` package; without it only the
