@@ -90,9 +90,7 @@ def _token_embedding(model):
         and _reads(layer, source)
     ]
     embeddings = [
-        layer
-        for layer in readers
-        if isinstance(layer, keras.layers.Embedding)
+        layer for layer in readers if isinstance(layer, keras.layers.Embedding)
     ]
     if len(embeddings) != 1 or len(readers) != 1:
         names = [f"{layer.name} ({type(layer).__name__})" for layer in readers]
@@ -204,8 +202,10 @@ def data(name: str, value, spec: ModelInput) -> np.ndarray | None:
     """
     if value is None:
         return None
-    array = _tokens(name, value, spec) if spec.tokens else _floats(
-        name, value, spec
+    array = (
+        _tokens(name, value, spec)
+        if spec.tokens
+        else _floats(name, value, spec)
     )
     if spec.padding is not None:
         try:

@@ -234,6 +234,23 @@ def fused_sequence(layer, sequences, initial_state, mask, training):
     return last_output, outputs, [h, c]
 
 
+def without_mask(sequence_fn):
+    """`sequence_fn` with the mask dropped: for masked models only.
+
+    Keras 3 records a mask's computation as operations of the functional
+    graph and passes it to each LSTM call, so the rebuilt model still
+    hands the LSTMs the mask of the model's input. A masked model's file
+    is only ever run on the valid steps of each sequence
+    (`keras_lstm.export.masking`), on which the mask is all true; the
+    LSTM drops it, and `fused_sequence` still refuses any other mask.
+    """
+
+    def call(layer, sequences, initial_state, mask, training):
+        return sequence_fn(layer, sequences, initial_state, None, training)
+
+    return call
+
+
 @contextlib.contextmanager
 def fused_lowering():
     """Context manager: every `keras_lstm.LSTM` calls the fused function.
@@ -433,7 +450,10 @@ def export_model(
             pairs.append((layer.backward_layer, new.backward_layer))
             return new
         new = _lstm_or_clone(layer)
-        pairs.append((layer, new))
+        # Keras 3 records a mask's computation (Embedding's NotEqual) as an
+        # operation of the functional graph; operations hold no weights.
+        if isinstance(layer, keras.layers.Layer):
+            pairs.append((layer, new))
         return new
 
     inputs = keras.Input(

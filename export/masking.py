@@ -39,7 +39,9 @@ from keras_lstm.export.contract import Padding
 def _mask_layers(model):
     from keras_lstm.export import lowering
 
-    return [layer for layer in lowering.iter_layers(model) if is_mask_layer(layer)]
+    return [
+        layer for layer in lowering.iter_layers(model) if is_mask_layer(layer)
+    ]
 
 
 def is_mask_layer(layer) -> bool:
@@ -180,6 +182,20 @@ def groups(x: np.ndarray, padding: Padding, batch_size: int):
                 filler = np.repeat(batch[:1], batch_size - chunk.size, 0)
                 batch = np.concatenate([batch, filler])
             yield chunk, batch
+
+
+def valid_steps_first(x: np.ndarray, padding: Padding) -> np.ndarray:
+    """Each sequence of `x` with its valid steps moved to the front.
+
+    The padding follows them: a left-padded sequence becomes right-padded.
+    """
+    starts, _ = spans(x, padding)
+    return np.stack(
+        [
+            np.roll(row, -start, axis=0)
+            for row, start in zip(x, starts, strict=True)
+        ]
+    )
 
 
 def pad_randomly(

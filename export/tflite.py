@@ -360,6 +360,8 @@ class _CountingLowering:
 
 def _trace(export, *, batch_size, timesteps, model_input, streaming, external):
     """The concrete function to convert, and the expected fused-op count."""
+    # A masked model's LSTMs run on valid steps only: they drop the mask.
+    seam = lowering.without_mask if model_input.padding else (lambda f: f)
     data_name = contract.FRAME if streaming else contract.SEQUENCES
     data_spec = tf.TensorSpec(
         (batch_size, timesteps, *model_input.step_shape),
@@ -370,7 +372,7 @@ def _trace(export, *, batch_size, timesteps, model_input, streaming, external):
         counter = _CountingLowering()
 
         def serve(x):
-            with lowering_scope(counter):
+            with lowering_scope(seam(counter)):
                 return {contract.OUTPUT: export(x, training=False)}
 
         function = tf.function(serve, input_signature=[data_spec])
@@ -378,7 +380,7 @@ def _trace(export, *, batch_size, timesteps, model_input, streaming, external):
 
     # First pass: which LSTM layers run, in which order, with which units.
     discovery = lowering.ExternalStateStep()
-    with lowering_scope(discovery):
+    with lowering_scope(seam(discovery)):
         tf.function(lambda x: export(x, training=False)).get_concrete_function(
             data_spec
         )
@@ -392,7 +394,7 @@ def _trace(export, *, batch_size, timesteps, model_input, streaming, external):
     def serve_step(frame, *states):
         pairs = list(zip(states[0::2], states[1::2], strict=True))
         step = lowering.ExternalStateStep(pairs)
-        with lowering_scope(step):
+        with lowering_scope(seam(step)):
             results = {contract.OUTPUT: export(frame, training=False)}
         for index, (h, c) in enumerate(step.new_states):
             h_name, c_name = contract.state_names(index)[1]
@@ -425,6 +427,7 @@ def _convert(export, function, concrete, plan, progress):
                 streaming=plan.streaming,
                 reset=reset,
                 progress=progress,
+                padding=plan.input.padding,
             )
         configure_converter(converter, plan.quantization, dataset)
         try:
@@ -597,8 +600,8 @@ def to_tflite(
             `"dynamic"`, `"int8"` or `"int16x8"`. Default: `"none"`.
         representative_data: Array `(num_sequences, timesteps,
             features)` of typical inputs (cast to float32), or integer
-            token ids `(num_sequences, timesteps)` for a token model. Required for
-            `"int8"` and `"int16x8"`: calibration, each sequence from a zero
+            token ids `(num_sequences, timesteps)` for a token model.
+            Required for `"int8"` and `"int16x8"`: calibration, each sequence from a zero
             LSTM state. Without `check_data`, a seeded random 20 %
             (`calibration.HOLDOUT_SHARE`) is held out of calibration to
             verify the file; in float modes, nothing is calibrated and all

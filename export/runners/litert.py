@@ -328,7 +328,7 @@ class TFLiteRunner:
                 accepted.insert(0, step)
             what = "token id" if layout.tokens else "frame"
             raise ValueError(
-                f"`frame` must have shape "
+                "`frame` must have shape "
                 + " or ".join(str(shape) for shape in accepted)
                 + f" (one {what} per batch slot), got {frame.shape}. The "
                 "state belongs to the file's batch slots."
