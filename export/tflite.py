@@ -601,11 +601,11 @@ def to_tflite(
         representative_data: Array `(num_sequences, timesteps,
             features)` of typical inputs (cast to float32), or integer
             token ids `(num_sequences, timesteps)` for a token model.
-            Required for `"int8"` and `"int16x8"`: calibration, each sequence from a zero
-            LSTM state. Without `check_data`, a seeded random 20 %
-            (`calibration.HOLDOUT_SHARE`) is held out of calibration to
-            verify the file; in float modes, nothing is calibrated and all
-            of it verifies the file. Default: `None`.
+            Required for `"int8"` and `"int16x8"`: calibration, each
+            sequence from a zero LSTM state. Without `check_data`, a
+            seeded random 20 % (`calibration.HOLDOUT_SHARE`) is held out
+            of calibration to verify the file; in float modes, nothing is
+            calibrated and all of it verifies the file. Default: `None`.
         check_data: Held-out sequences, shaped like `representative_data`,
             to verify the file on (at most
             `verification.CHECK_LIMIT`). Default: `None`: held out of
