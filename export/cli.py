@@ -502,10 +502,16 @@ def _load_sequences(name, flag):
             f"{flag} {name} holds {array.dtype} values; expected "
             "float sequences (int and bool arrays are cast to float32)."
         )
+    if array.ndim == 2 and array.dtype.kind in "iu" and 0 not in array.shape:
+        # Token ids (num_sequences, timesteps) for a model that starts with
+        # an Embedding; to_tflite checks them against its vocabulary.
+        return array
     if array.ndim != 3 or 0 in array.shape:
         raise UsageError(
             f"{flag} {name} has shape {array.shape}; expected "
-            "(num_sequences, timesteps, features)."
+            "(num_sequences, timesteps, features), or integer token ids "
+            "(num_sequences, timesteps) for a model that starts with an "
+            "Embedding."
         )
     return array.astype(np.float32)
 
@@ -530,6 +536,11 @@ def _print_tflite_report(report):
     )
     if report.argmax_agreement is not None:
         print(f"argmax agreement with Keras: {report.argmax_agreement:.1%}")
+    if report.padding is not None:
+        print(
+            f"padding: {report.padding.describe()}; callers drop padded "
+            "steps (the fused LSTM has no mask input)"
+        )
     if report.tflite_micro_ready:
         if importlib.util.find_spec("tflite_micro") is None:
             # Only the file's ops were read; no interpreter was built.

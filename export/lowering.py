@@ -35,7 +35,7 @@ import tensorflow as tf
 
 import keras_lstm
 from keras_lstm import recurrence
-from keras_lstm.export import substitutes
+from keras_lstm.export import masking, substitutes
 from keras_lstm.layers import lowering
 
 _TANH = (keras.activations.tanh, tf.tanh, tf.math.tanh, tf.nn.tanh)
@@ -238,6 +238,23 @@ def fused_sequence(layer, sequences, initial_state, mask, training):
     return last_output, outputs, [h, c]
 
 
+def without_mask(sequence_fn):
+    """`sequence_fn` with the mask dropped: for masked models only.
+
+    Keras 3 records a mask's computation as operations of the functional
+    graph and passes it to each LSTM call, so the rebuilt model still
+    hands the LSTMs the mask of the model's input. A masked model's file
+    is only ever run on the valid steps of each sequence
+    (`keras_lstm.export.masking`), on which the mask is all true; the
+    LSTM drops it, and `fused_sequence` still refuses any other mask.
+    """
+
+    def call(layer, sequences, initial_state, mask, training):
+        return sequence_fn(layer, sequences, initial_state, None, training)
+
+    return call
+
+
 @contextlib.contextmanager
 def fused_lowering():
     """Context manager: every `keras_lstm.LSTM` calls the fused function.
@@ -355,14 +372,6 @@ def check_model(model: keras.Model, *, streaming: bool = False) -> list:
                 "LSTM, keras.layers.LSTM, keras.layers.RNN(LSTMCell)) lower "
                 "to builtin TFLite ops. Replace it by an LSTM."
             )
-        elif isinstance(layer, keras.layers.Masking) or getattr(
-            layer, "mask_zero", False
-        ):
-            raise ValueError(
-                f"Layer {layer.name!r} produces a mask; TFLite's fused LSTM "
-                "has no mask input (TF#49936). Remove it (or set "
-                "mask_zero=False) and pad sequences to the file's length."
-            )
         elif streaming and isinstance(layer, keras.layers.Bidirectional):
             raise ValueError(
                 f"Layer {layer.name!r} is Bidirectional; a streaming export "
@@ -408,8 +417,14 @@ def export_model(
     whose `inner_loop` is the lowering seam. Other layers are cloned from
     their config. The original model is not modified.
 
+    A masked model loses its mask (`Masking` becomes the identity,
+    `Embedding(mask_zero=True)` a plain lookup); callers drop the padded
+    steps instead (`keras_lstm.export.masking`). A token model's copy takes
+    int32 ids `(batch_size, timesteps)`.
+
     Args:
-        model: A built Keras model with one input `(batch, time, features)`.
+        model: A built Keras model with one input `(batch, time, features)`,
+            or `(batch, time)` token ids read by an Embedding.
         batch_size: The file's fixed batch size.
         timesteps: The file's fixed sequence length (1 for streaming).
 
@@ -420,7 +435,10 @@ def export_model(
         ValueError: if the model is subclassed or a layer cannot be cloned.
     """
     require_graph_model(model)
-    features = model.inputs[0].shape[-1]
+    # (features,) for float sequences, () for token ids (int32 in the file
+    # whatever the Keras input's dtype: the Embedding casts to int32).
+    step_shape = tuple(model.inputs[0].shape[2:])
+    dtype = "int32" if not step_shape else model.inputs[0].dtype
     pairs = []
 
     def clone(layer):
@@ -436,12 +454,14 @@ def export_model(
             pairs.append((layer.backward_layer, new.backward_layer))
             return new
         new = substitutes.substitute(layer) or _lstm_or_clone(layer)
-        pairs.append((layer, new))
+        # Keras 3 records a mask's computation (Embedding's NotEqual) as an
+        # operation of the functional graph; operations hold no weights.
+        if isinstance(layer, keras.layers.Layer):
+            pairs.append((layer, new))
         return new
 
     inputs = keras.Input(
-        batch_shape=(batch_size, timesteps, features),
-        dtype=model.inputs[0].dtype,
+        batch_shape=(batch_size, timesteps, *step_shape), dtype=dtype
     )
     try:
         copy = keras.models.clone_model(
@@ -450,7 +470,7 @@ def export_model(
     except (ValueError, TypeError, NotImplementedError) as error:
         raise ValueError(
             f"Could not rebuild model {model.name!r} with input shape "
-            f"{(batch_size, timesteps, features)} for export: {error}"
+            f"{(batch_size, timesteps, *step_shape)} for export: {error}"
         ) from error
     for old, new in pairs:
         new.set_weights(old.get_weights())
@@ -524,6 +544,10 @@ def stateless_model(model: keras.Model) -> keras.Model:
 def _lstm_or_clone(layer):
     if is_lstm_layer(layer):
         return _lstm_from(layer)
+    if isinstance(layer, keras.layers.Embedding):
+        return TokenLookup.from_embedding(layer)
+    if masking.is_mask_layer(layer):
+        return _without_mask(layer)
     try:
         return layer.__class__.from_config(layer.get_config())
     except Exception as error:  # Layers raise anything from from_config.
@@ -532,6 +556,67 @@ def _lstm_or_clone(layer):
             f"({type(layer).__name__}) from its config for export: {error}. "
             "Give it a complete get_config()."
         ) from error
+
+
+def _without_mask(layer):
+    """`Masking` as the identity: the fused LSTM has no mask input.
+
+    Its zeroing of padded steps is moot: callers drop them (see
+    `keras_lstm.export.masking`).
+    """
+    return keras.layers.Identity(name=layer.name)
+
+
+class TokenLookup(keras.layers.Layer):
+    """`keras.layers.Embedding` for export: one builtin GATHER, no mask.
+
+    Keras's TensorFlow `take` first maps negative ids with LESS, ADD and
+    SELECT, and TFLite Micro has no SELECT kernel; ids are checked to lie in
+    `[0, input_dim)` before they reach the file
+    (`keras_lstm.export.inputs`), where the plain gather gives the same
+    rows. The mask (`mask_zero=True`) is dropped: callers drop padded steps
+    (`keras_lstm.export.masking`).
+
+    Args:
+        input_dim: Vocabulary size.
+        output_dim: Embedding width.
+    """
+
+    def __init__(self, input_dim, output_dim, **kwargs):
+        super().__init__(**kwargs)
+        self.input_dim = int(input_dim)
+        self.output_dim = int(output_dim)
+
+    @classmethod
+    def from_embedding(cls, layer):
+        """A lookup with `layer`'s name and table shape (weights follow)."""
+        if getattr(layer, "quantization_mode", None) or getattr(
+            layer, "lora_enabled", False
+        ):
+            raise ValueError(
+                f"Embedding {layer.name!r} is quantized or has LoRA weights; "
+                "export the float table (merge LoRA weights first) and "
+                "let to_tflite quantize it."
+            )
+        return cls(layer.input_dim, layer.output_dim, name=layer.name)
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight(
+            shape=(self.input_dim, self.output_dim), name="embeddings"
+        )
+
+    def call(self, inputs):
+        return tf.gather(self.embeddings, tf.cast(inputs, tf.int32))
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape, self.output_dim)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "input_dim": self.input_dim,
+            "output_dim": self.output_dim,
+        }
 
 
 def require_graph_model(model) -> None:

@@ -197,6 +197,15 @@ def test_calibration_of_bool_or_int_is_cast_to_float32(dtype, tmp_path):
     np.testing.assert_array_equal(loaded, array.astype(np.float32))
 
 
+def test_calibration_of_int_ids_stays_token_ids(tmp_path):
+    # (num_sequences, timesteps) integers: token ids for an Embedding model.
+    ids = (np.arange(16 * TIMESTEPS) % 7).reshape(16, TIMESTEPS)
+    np.save(tmp_path / "ids.npy", ids)
+    loaded = cli._load_sequences(str(tmp_path / "ids.npy"), "--calibration")
+    assert loaded.dtype.kind == "i"
+    np.testing.assert_array_equal(loaded, ids)
+
+
 def _raise(error):
     def fail(*args, **kwargs):
         raise error

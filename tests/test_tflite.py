@@ -336,6 +336,24 @@ def test_streaming_steps_reproduce_the_whole_sequence(
         assert error <= FLOAT_ATOL, f"max abs error {error}"
 
 
+def test_step_takes_a_features_frame_when_the_batch_is_1(rng, tmp_path):
+    model = _streaming_model(rng, None)
+    path = tmp_path / "stream.tflite"
+    to_tflite(model, path, streaming=True)
+    x = rng.standard_normal((1, 5, F)).astype("float32")
+    runner = load_tflite(path)
+    steps = [runner.step(x[0, t]) for t in range(5)]  # (features,) frames
+    error = np.abs(np.concatenate(steps, axis=1) - np.asarray(model(x))).max()
+    assert error <= FLOAT_ATOL, f"max abs error {error}"
+
+    to_tflite(model, tmp_path / "b2.tflite", streaming=True, batch_size=2)
+    batch_2 = load_tflite(tmp_path / "b2.tflite")
+    with pytest.raises(
+        ValueError, match=r"\(2, 3\) or \(2, 1, 3\).*got \(3,\)"
+    ):
+        batch_2.step(x[0, 0])
+
+
 def test_streaming_last_output_model(rng, tmp_path):
     inputs = keras.Input((None, F))
     outputs = keras.layers.Dense(2)(keras_lstm.LSTM(5)(inputs))
@@ -375,12 +393,12 @@ def _model_with(layer, time=T, batch=None):
                 [
                     keras.Input((T, F)),
                     keras.layers.Masking(),
-                    keras_lstm.LSTM(4),
+                    keras_lstm.LSTM(4, return_sequences=True),
                 ]
             ),
             {},
             ValueError,
-            "mask",
+            "masked .* keeps the time axis",
         ),
         (
             lambda: _model_with(keras_lstm.LSTM(4, return_state=True)),
