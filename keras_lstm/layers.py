@@ -83,8 +83,10 @@ def _check_use_cudnn(use_cudnn):
 
 
 def _as_float(inputs, dtype):
-    """Integer or boolean inputs cast to `dtype`, as Keras's layers take them."""
-    if keras.backend.is_float_dtype(keras.backend.standardize_dtype(inputs.dtype)):
+    """Integer or boolean inputs cast to `dtype`, as Keras takes them."""
+    if keras.backend.is_float_dtype(
+        keras.backend.standardize_dtype(inputs.dtype)
+    ):
         return inputs
     return keras.ops.cast(inputs, dtype)
 
