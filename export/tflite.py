@@ -601,10 +601,22 @@ def to_tflite(
     (`reset_all_variables()` in Python, `ResetVariableTensors()` in C++ /
     Android, `reset()` in TFLite Micro); `load_tflite` does it for you.
 
+    Models with several inputs or outputs, or with an LSTM that returns
+    its state (keras.io's seq2seq encoder `sequence -> [h, c]` and decoder
+    step model `[token, h, c] -> [probs, h, c]`), export in float modes
+    ("none", "float16", "dynamic") through `keras_lstm.export.multi_io`:
+    an LSTM that takes or returns its state is unrolled into builtin ops
+    over its fixed steps, the others stay fused; inputs keep the Keras
+    inputs' names and outputs are `output_<i>` in Keras's order.
+
     Args:
         model: A built Sequential or Functional Keras model with one float32
             input `(batch, time, features)` and one output, or a QAT model
-            from `keras_lstm.export.quantize_model` (integer modes only).
+            from `keras_lstm.export.quantize_model` (integer modes only), or
+            a model with several float32 inputs and outputs (see above;
+            then `representative_data`/`check_data` are lists of arrays,
+            one per input, or dicts by input name, and `timesteps` may be a
+            dict from input name to length).
         path: Where to write the `.tflite` file. Its directory must exist;
             an existing file is replaced only on success.
         quantization: A `Quantization` or its value: `"none"`, `"float16"`,
@@ -651,6 +663,26 @@ def to_tflite(
             or is farther from Keras than `tolerance` on the check
             sequences.
     """
+    # Several inputs or outputs, or LSTM state at the boundary (an encoder
+    # with return_state, a decoder step model): the same stages, with the
+    # state lowered explicitly. Imported here: multi_io builds on this
+    # module's stages.
+    from keras_lstm.export import multi_io
+
+    if not qat.is_qat_model(model) and multi_io.applies(model):
+        return multi_io.to_tflite(
+            model,
+            path,
+            quantization=quantization,
+            representative_data=representative_data,
+            check_data=check_data,
+            batch_size=batch_size,
+            timesteps=timesteps,
+            streaming=streaming,
+            external_state=external_state,
+            tolerance=tolerance,
+            progress=progress,
+        )
     plan = _plan(
         model,
         path,
