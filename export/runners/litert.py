@@ -361,6 +361,8 @@ class TFLiteRunner:
                     f"{sorted(missing)}, unknown {sorted(unknown)}."
                 )
             return {n: np.asarray(inputs[n], np.float32) for n in names}
+        if len(names) == 1 and not isinstance(inputs, (list, tuple)):
+            inputs = [inputs]  # One input: a bare array, as Keras takes it.
         if not isinstance(inputs, (list, tuple)) or len(inputs) != len(names):
             raise ValueError(
                 f"Expected a dict or a list of {len(names)} arrays for the "
