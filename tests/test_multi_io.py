@@ -283,6 +283,18 @@ def test_refusals_say_what_to_do(case, match, rng, tmp_path):
     assert not path.exists()
 
 
+def test_one_output_of_a_state_returning_lstm_exports(rng, tmp_path):
+    # Once refused ("return_state"); the layer's last output is its h.
+    inputs = keras.Input((T, 3))
+    output, _, c = keras_lstm.LSTM(4, return_state=True)(inputs)
+    model = seeded(keras.Model(inputs, keras.layers.Add()([output, c])), rng)
+    report = to_tflite(model, tmp_path / "one.tflite")
+    assert [t.name for t in report.outputs] == [contract.OUTPUT]
+    x = rng.normal(size=(3, T, 3)).astype("float32")
+    errors = _errors([load_tflite(report.path).predict(x)], model(x))
+    assert max(errors) <= FLOAT_ATOL, f"max abs error {errors}"
+
+
 def test_single_input_single_output_models_keep_the_one_input_path():
     inputs = keras.Input((T, 3))
     assert not multi_io.applies(

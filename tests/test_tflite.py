@@ -383,12 +383,6 @@ def _model_with(layer, time=T, batch=None):
             "mask",
         ),
         (
-            lambda: _model_with(keras_lstm.LSTM(4, return_state=True)),
-            {},
-            ValueError,
-            "return_state",
-        ),
-        (
             lambda: _model_with(keras.layers.LSTM(4, stateful=True), T, 1),
             {},
             ValueError,
