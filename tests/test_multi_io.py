@@ -188,6 +188,14 @@ def test_greedy_decoding_over_the_files_gives_keras_sequences(rng, tmp_path):
     want = decode(keras_fn(encoder), keras_fn(decoder), sources)
     got = decode(encoder_file.predict, decoder_file.predict, sources)
     np.testing.assert_array_equal(got, want)
+    # The same files on TFLite Micro (float32 kernels; no variable tensors
+    # are needed, the state is explicit).
+    micro = [
+        load_tflite(f.path, backend="tflite_micro")
+        for f in (encoder_file, decoder_file)
+    ]
+    got = decode(micro[0].predict, micro[1].predict, sources)
+    np.testing.assert_array_equal(got, want)
 
 
 def test_training_model_unrolls_both_lstms(rng, tmp_path):
