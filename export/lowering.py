@@ -97,7 +97,9 @@ def _refuse(layer, problem, fix):
     )
 
 
-def check_lstm_layer(layer, *, streaming: bool = False) -> None:
+def check_lstm_layer(
+    layer, *, streaming: bool = False, explicit_state: bool = False
+) -> None:
     """Raises if `layer` has a configuration the fused op cannot express.
 
     Args:
@@ -105,6 +107,9 @@ def check_lstm_layer(layer, *, streaming: bool = False) -> None:
             `keras.layers.RNN` around an LSTM cell).
         streaming: Whether the export is a single-frame streaming model,
             which cannot run backwards.
+        explicit_state: Whether the export may lower the layer with its
+            state as explicit tensors (`StateLowering`), which allows
+            `return_state=True`.
 
     Raises:
         ValueError: explaining what to change.
@@ -133,7 +138,7 @@ def check_lstm_layer(layer, *, streaming: bool = False) -> None:
             "writes a streaming file (streaming=True) that keeps the state "
             "between calls in the op's variable tensors.",
         )
-    if layer.return_state:
+    if layer.return_state and not explicit_state:
         _refuse(
             layer,
             "return_state=True; the converter fuses only when the outputs "
@@ -174,7 +179,9 @@ def _check_initial_state(layer, initial_state):
             )
 
 
-def _check_call(layer, sequences, initial_state, mask, training):
+def _check_call(
+    layer, sequences, initial_state, mask, training, *, any_state=False
+):
     if mask is not None:
         _refuse(
             layer,
@@ -196,7 +203,8 @@ def _check_call(layer, sequences, initial_state, mask, training):
         )
     if sequences.dtype != tf.float32:
         _refuse(layer, f"its input is {sequences.dtype.name}", "Use float32.")
-    _check_initial_state(layer, initial_state)
+    if not any_state:
+        _check_initial_state(layer, initial_state)
 
 
 def _weights(cell):
@@ -313,6 +321,71 @@ class ExternalStateStep:
         return gates.h, gates.h[:, None, :], [gates.h, gates.c]
 
 
+def _is_zero_state(initial_state):
+    for state in initial_state:
+        value = tf.get_static_value(state)
+        if value is None or value.any():
+            return False
+    return True
+
+
+class StateLowering:
+    """`sequence_fn` for models whose LSTM state crosses the file boundary.
+
+    An encoder with `return_state=True` outputs its last `h` and `c`; a
+    decoder step model takes `h` and `c` as inputs (`initial_state`). The
+    fused op can do neither: it keeps its state in variable tensors that
+    start at zero, and the converter fuses only when `h` and `c` are not
+    consumed (TF#62775). So each LSTM call is lowered
+
+    - to the fused op (`fused_sequence`) when it starts from a zero state
+      and does not return its state;
+    - else unrolled over its fixed number of steps, each step
+      `keras_lstm.recurrence.lstm_step` (the layer's gate math), which
+      TFLite writes with builtin ops (FULLY_CONNECTED, LOGISTIC, TANH, MUL,
+      ADD) and no WHILE. The weights are shared by every step, so the file
+      grows by operators, not by weights.
+
+    Attributes:
+        fused: LSTM calls lowered to the fused op.
+        unrolled: LSTM calls unrolled, with their step counts.
+    """
+
+    def __init__(self):
+        self.fused = 0
+        self.unrolled = []
+
+    def __call__(self, layer, sequences, initial_state, mask, training):
+        check_lstm_layer(layer, explicit_state=True)
+        _check_call(
+            layer, sequences, initial_state, mask, training, any_state=True
+        )
+        if not layer.return_state and _is_zero_state(initial_state):
+            self.fused += 1
+            return fused_sequence(layer, sequences, [], mask, training)
+        steps = sequences.shape[1]
+        if steps is None:
+            _refuse(
+                layer,
+                "its time dimension is not fixed",
+                "Pass timesteps= to the export.",
+            )
+        self.unrolled.append(steps)
+        kernel, recurrent_kernel, bias = _weights(layer.cell)
+        projected = recurrence.project_inputs(sequences, kernel, bias)
+        h, c = (tf.convert_to_tensor(s, tf.float32) for s in initial_state)
+        order = range(steps - 1, -1, -1) if layer.go_backwards else range(steps)
+        outputs = []
+        for t in order:
+            gates = recurrence.lstm_step(
+                projected[:, t, :], h, c, recurrent_kernel, tf.tanh, tf.sigmoid
+            )
+            h, c = gates.h, gates.c
+            outputs.append(h)
+        # Outputs in processing order, as Keras's RNN returns them.
+        return h, tf.stack(outputs, axis=1), [h, c]
+
+
 # ---------------------------------------------------------------------------
 # Rebuilding a model with keras_lstm.LSTM layers and a fixed input shape.
 
@@ -347,12 +420,16 @@ def iter_layers(model):
         yield from iter_layers(layer)
 
 
-def check_model(model: keras.Model, *, streaming: bool = False) -> list:
+def check_model(
+    model: keras.Model, *, streaming: bool = False, explicit_state: bool = False
+) -> list:
     """Raises if `model` holds a layer the fused export cannot express.
 
     Args:
         model: A Keras model.
         streaming: Whether the export is a single-frame streaming model.
+        explicit_state: Whether LSTM states may be explicit tensors
+            (`StateLowering`).
 
     Returns:
         The list of LSTM layers found (a `Bidirectional` counts two).
@@ -363,7 +440,9 @@ def check_model(model: keras.Model, *, streaming: bool = False) -> list:
     found = []
     for layer in iter_layers(model):
         if is_lstm_layer(layer):
-            check_lstm_layer(layer, streaming=streaming)
+            check_lstm_layer(
+                layer, streaming=streaming, explicit_state=explicit_state
+            )
             found.append(layer)
         elif isinstance(layer, keras.layers.RNN):
             raise ValueError(
@@ -406,7 +485,11 @@ def _lstm_from(layer):
 
 
 def export_model(
-    model: keras.Model, *, batch_size: int, timesteps: int
+    model: keras.Model,
+    *,
+    batch_size: int,
+    timesteps: int | None = None,
+    input_shapes: list | None = None,
 ) -> keras.Model:
     """Rebuilds `model` with `keras_lstm.LSTM` layers and a fixed input.
 
@@ -427,6 +510,8 @@ def export_model(
             or `(batch, time)` token ids read by an Embedding.
         batch_size: The file's fixed batch size.
         timesteps: The file's fixed sequence length (1 for streaming).
+        input_shapes: Instead of `timesteps`, for a model with several
+            inputs: each input's shape without the batch axis, fixed.
 
     Returns:
         A `keras.Model`.
@@ -460,17 +545,26 @@ def export_model(
             pairs.append((layer, new))
         return new
 
-    inputs = keras.Input(
-        batch_shape=(batch_size, timesteps, *step_shape), dtype=dtype
-    )
+    if input_shapes is None:
+        inputs = keras.Input(
+            batch_shape=(batch_size, timesteps, *step_shape), dtype=dtype
+        )
+    else:
+        inputs = [
+            keras.Input(batch_shape=(batch_size, *shape), dtype=tensor.dtype)
+            for shape, tensor in zip(input_shapes, model.inputs, strict=True)
+        ]
+        # clone_model wants the structure of model.input.
+        inputs = inputs if len(inputs) > 1 else inputs[0]
     try:
         copy = keras.models.clone_model(
             model, input_tensors=inputs, clone_function=clone, recursive=True
         )
     except (ValueError, TypeError, NotImplementedError) as error:
         raise ValueError(
-            f"Could not rebuild model {model.name!r} with input shape "
-            f"{(batch_size, timesteps, *step_shape)} for export: {error}"
+            f"Could not rebuild model {model.name!r} with input shape(s) "
+            f"{[tuple(i.shape) for i in keras.tree.flatten(inputs)]} for "
+            f"export: {error}"
         ) from error
     for old, new in pairs:
         new.set_weights(old.get_weights())

@@ -620,12 +620,24 @@ def to_tflite(
     Keras's masked outputs for right- and left-padded sequences
     (`keras_lstm.export.masking` says what is refused, and why).
 
+    Models with several inputs or outputs, or with an LSTM that returns
+    its state (keras.io's seq2seq encoder `sequence -> [h, c]` and decoder
+    step model `[token, h, c] -> [probs, h, c]`), export in float modes
+    ("none", "float16", "dynamic") through `keras_lstm.export.multi_io`:
+    an LSTM that takes or returns its state is unrolled into builtin ops
+    over its fixed steps, the others stay fused; inputs keep the Keras
+    inputs' names and outputs are `output_<i>` in Keras's order.
+
     Args:
         model: A built Sequential or Functional Keras model with one float32
             input `(batch, time, features)` or one `(batch, time)` token-id
             input read by an Embedding, and one output (stateful layers
             export as a streaming file, see `streaming`), or a QAT model
-            from `keras_lstm.export.quantize_model` (integer modes only).
+            from `keras_lstm.export.quantize_model` (integer modes only), or
+            a model with several float32 inputs and outputs (see above;
+            then `representative_data`/`check_data` are lists of arrays,
+            one per input, or dicts by input name, and `timesteps` may be a
+            dict from input name to length).
         path: Where to write the `.tflite` file. Its directory must exist;
             an existing file is replaced only on success.
         quantization: A `Quantization` or its value: `"none"`, `"float16"`,
@@ -677,6 +689,26 @@ def to_tflite(
             or is farther from Keras than `tolerance` on the check
             sequences.
     """
+    # Several inputs or outputs, or LSTM state at the boundary (an encoder
+    # with return_state, a decoder step model): the same stages, with the
+    # state lowered explicitly. Imported here: multi_io builds on this
+    # module's stages.
+    from keras_lstm.export import multi_io
+
+    if not qat.is_qat_model(model) and multi_io.applies(model):
+        return multi_io.to_tflite(
+            model,
+            path,
+            quantization=quantization,
+            representative_data=representative_data,
+            check_data=check_data,
+            batch_size=batch_size,
+            timesteps=timesteps,
+            streaming=streaming,
+            external_state=external_state,
+            tolerance=tolerance,
+            progress=progress,
+        )
     plan = _plan(
         model,
         path,

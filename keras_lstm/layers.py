@@ -61,6 +61,36 @@ def _check_rate(name, value):
     return float(value)
 
 
+def _check_implementation(implementation):
+    # Keras's LSTMCell accepts 1 (four gate products) and 2 (one fused
+    # product); both compute the same numbers, and so does this cell.
+    if isinstance(implementation, bool) or implementation not in (1, 2):
+        raise ValueError(
+            "Received an invalid value for argument `implementation`, "
+            f"expected 1 or 2, got {implementation!r}. It does not change "
+            "the results; leave it out."
+        )
+    return int(implementation)
+
+
+def _check_use_cudnn(use_cudnn):
+    if not (use_cudnn == "auto" or use_cudnn is True or use_cudnn is False):
+        raise ValueError(
+            "Received an invalid value for argument `use_cudnn`, expected "
+            f"one of 'auto', True, False, got {use_cudnn!r}."
+        )
+    return use_cudnn
+
+
+def _as_float(inputs, dtype):
+    """Integer or boolean inputs cast to `dtype`, as Keras takes them."""
+    if keras.backend.is_float_dtype(
+        keras.backend.standardize_dtype(inputs.dtype)
+    ):
+        return inputs
+    return keras.ops.cast(inputs, dtype)
+
+
 def _get_activation(name, identifier):
     try:
         return keras.activations.get(identifier)
@@ -121,9 +151,12 @@ class LSTMCell(keras.layers.Layer, _DropoutRNNCell):
         recurrent_dropout: Float in [0, 1). Fraction of `h_{t-1}` to drop,
             with one mask per gate for the whole sequence. Default: `0.0`.
         seed: Random seed for dropout. Default: `None`.
+        implementation: 1 or 2, accepted for `keras.layers.LSTMCell`
+            compatibility; the results do not depend on it. Default: `2`.
 
     Call arguments:
-        inputs: A 2D tensor `(batch, features)`.
+        inputs: A 2D tensor `(batch, features)`; integer inputs are cast
+            to the compute dtype.
         states: A list `[h_{t-1}, c_{t-1}]`, each `(batch, units)`.
         training: Python boolean; dropout is applied only when `True`.
 
@@ -159,7 +192,9 @@ class LSTMCell(keras.layers.Layer, _DropoutRNNCell):
         units = _check_units(units)
         dropout = _check_rate("dropout", dropout)
         recurrent_dropout = _check_rate("recurrent_dropout", recurrent_dropout)
+        implementation = _check_implementation(kwargs.pop("implementation", 2))
         super().__init__(**kwargs)
+        self.implementation = implementation
         self.units = units
         self.activation = _get_activation("activation", activation)
         self.recurrent_activation = _get_activation(
@@ -259,6 +294,7 @@ class LSTMCell(keras.layers.Layer, _DropoutRNNCell):
                 f"shape {tuple(inputs.shape)}."
             )
         self.check_feature_size(inputs.shape[-1])
+        inputs = _as_float(inputs, self.compute_dtype)
         h_prev, c_prev = states[0], states[1]
         input_mask = recurrent_masks = None
         if training and self.dropout > 0:
@@ -327,6 +363,7 @@ class LSTMCell(keras.layers.Layer, _DropoutRNNCell):
             "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout,
             "seed": self.seed,
+            "implementation": self.implementation,
         }
         return {**super().get_config(), **config}
 
@@ -385,8 +422,8 @@ class LSTM(keras.layers.RNN):
         c_t  = f_t ⊙ c_{t-1} + i_t ⊙ c̃_t
         h_t  = o_t ⊙ tanh(c_t)
 
-    It takes the arguments of `keras.layers.LSTM` (but `use_cudnn`), has the
-    same weights and gives the same numbers.
+    It takes the arguments of `keras.layers.LSTM`, has the same weights and
+    gives the same numbers.
 
     Its `inner_loop` routes each call (`sequence_path()`):
 
@@ -438,9 +475,16 @@ class LSTM(keras.layers.RNN):
         stateful: Boolean. Carry the last state of each sample into the next
             batch; needs a fixed batch size. Default: `False`.
         unroll: Boolean. Unroll the loop in the graph. Default: `False`.
+        use_cudnn: `"auto"`, `True` or `False`, as in `keras.layers.LSTM`.
+            This layer has no cuDNN kernel: `"auto"` and `False` run its own
+            paths, and `True` raises at call time, as Keras does where
+            cuDNN cannot run. Default: `"auto"`.
+        implementation: 1 or 2, as in `keras.layers.LSTM`; the results do
+            not depend on it. Default: `2`.
 
     Call arguments:
-        inputs: A 3D tensor `(batch, timesteps, features)`.
+        inputs: A 3D tensor `(batch, timesteps, features)`; integer inputs
+            are cast to the compute dtype.
         mask: Optional boolean tensor `(batch, timesteps)`; `False` skips a
             step.
         training: Python boolean; dropout is applied only when `True`.
@@ -478,14 +522,10 @@ class LSTM(keras.layers.RNN):
         go_backwards=False,
         stateful=False,
         unroll=False,
+        use_cudnn="auto",
         **kwargs,
     ):
-        if "use_cudnn" in kwargs:
-            raise TypeError(
-                "keras_lstm.LSTM has no argument `use_cudnn`: it always runs "
-                "its own kernels. Remove the argument, or use "
-                "keras.layers.LSTM for cuDNN."
-            )
+        use_cudnn = _check_use_cudnn(use_cudnn)
         cell = LSTMCell(
             units,
             activation=activation,
@@ -504,6 +544,7 @@ class LSTM(keras.layers.RNN):
             dropout=dropout,
             recurrent_dropout=recurrent_dropout,
             seed=seed,
+            implementation=kwargs.pop("implementation", 2),
             dtype=kwargs.get("dtype"),
             trainable=kwargs.get("trainable", True),
             name="lstm_cell",
@@ -518,6 +559,7 @@ class LSTM(keras.layers.RNN):
             activity_regularizer=activity_regularizer,
             **kwargs,
         )
+        self.use_cudnn = use_cudnn
 
     def build(self, sequences_shape, initial_state_shape=None):
         if len(sequences_shape) != 3:
@@ -541,6 +583,7 @@ class LSTM(keras.layers.RNN):
                 f"features), got shape {tuple(sequences.shape)}."
             )
         self.cell.check_feature_size(sequences.shape[-1])
+        sequences = _as_float(sequences, self.compute_dtype)
         if initial_state is not None:
             self._check_initial_state(initial_state, sequences.shape[0])
         return super().call(
@@ -601,6 +644,14 @@ class LSTM(keras.layers.RNN):
         if keras.tree.is_nested(mask):
             mask = mask[0]
         path = self.sequence_path(mask=mask, training=training)
+        if self.use_cudnn is True and path != SequencePath.LOWERED:
+            # Keras raises this when its cuDNN kernel cannot run; this layer
+            # has no cuDNN route, so it always does.
+            raise ValueError(
+                "use_cudnn=True was specified, but keras_lstm.LSTM has no "
+                "cuDNN implementation. Pass use_cudnn='auto' (or False) to "
+                "use its own kernels, or use keras.layers.LSTM for cuDNN."
+            )
         if path == SequencePath.LOWERED:
             return _LOWERING.get()(
                 self, sequences, initial_state, mask, training
@@ -675,8 +726,10 @@ class LSTM(keras.layers.RNN):
                 "dropout",
                 "recurrent_dropout",
                 "seed",
+                "implementation",
             )
         }
+        config["use_cudnn"] = self.use_cudnn
         config["activity_regularizer"] = keras.regularizers.serialize(
             self.activity_regularizer
         )

@@ -618,9 +618,68 @@ def test_stateful_without_fixed_batch_size():
         )
 
 
-def test_use_cudnn_is_refused_with_advice():
-    with pytest.raises(TypeError, match="use_cudnn.*Remove the argument"):
-        keras_lstm.LSTM(3, use_cudnn=True)
+@pytest.mark.parametrize("use_cudnn", ["auto", False])
+# Same float32 ops on the same weights: the 1e-6 bounds below are float32
+# rounding on outputs of magnitude < 1.
+def test_use_cudnn_auto_and_false_run_our_kernels(use_cudnn, rng):
+    x = rng.normal(size=(2, 5, FEATURES)).astype("float32")
+    layer = keras_lstm.LSTM(3, use_cudnn=use_cudnn)
+    reference = keras.layers.LSTM(3, use_cudnn=use_cudnn)
+    reference.build(x.shape)
+    layer.build(x.shape)
+    layer.set_weights(reference.get_weights())
+    assert layer.use_cudnn == use_cudnn
+    assert layer.get_config()["use_cudnn"] == use_cudnn
+    error = float(np.max(np.abs(layer(x) - reference(x))))
+    assert error <= 1e-6, f"max abs error {error:.3g}"
+
+
+def test_use_cudnn_true_raises_at_call_as_keras_does_without_cudnn(rng):
+    x = rng.normal(size=(2, 5, FEATURES)).astype("float32")
+    layer = keras_lstm.LSTM(3, use_cudnn=True)  # Accepted, as by Keras.
+    with pytest.raises(ValueError, match="use_cudnn=True.*use_cudnn='auto'"):
+        layer(x)
+
+
+def test_use_cudnn_rejects_other_values():
+    with pytest.raises(ValueError, match="`use_cudnn`.*'auto', True, False"):
+        keras_lstm.LSTM(3, use_cudnn="yes")
+
+
+@pytest.mark.parametrize("implementation", [1, 2])
+def test_implementation_is_accepted_and_changes_nothing(implementation, rng):
+    x = rng.normal(size=(2, 5, FEATURES)).astype("float32")
+    reference = keras.layers.LSTM(3, implementation=implementation)
+    reference.build(x.shape)
+    layer = keras_lstm.LSTM(3, implementation=implementation)
+    layer.build(x.shape)
+    layer.set_weights(reference.get_weights())
+    assert layer.cell.implementation == implementation
+    assert keras_lstm.LSTMCell(3, implementation=implementation).implementation
+    error = float(np.max(np.abs(layer(x) - reference(x))))
+    assert error <= 1e-6, f"max abs error {error:.3g}"
+
+
+@pytest.mark.parametrize("cls", [keras_lstm.LSTMCell, keras_lstm.LSTM])
+def test_implementation_rejects_other_values(cls):
+    with pytest.raises(ValueError, match="`implementation`, expected 1 or 2"):
+        cls(3, implementation=3)
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int64", "bool"])
+def test_integer_inputs_are_cast_as_keras_does(dtype, rng):
+    x = rng.integers(0, 2, size=(2, 5, FEATURES)).astype(dtype)
+    reference = keras.layers.LSTM(3)
+    reference.build(x.shape)
+    layer = keras_lstm.LSTM(3)
+    layer.build(x.shape)
+    layer.set_weights(reference.get_weights())
+    error = float(np.max(np.abs(layer(x) - reference(x.astype("float32")))))
+    assert error <= 1e-6, f"max abs error {error:.3g}"
+    cell = keras_lstm.LSTMCell(3)
+    h = c = np.zeros((2, 3), "float32")
+    out, _ = cell(x[:, 0], [h, c])
+    assert out.dtype == "float32"
 
 
 # -- serialization ------------------------------------------------------------

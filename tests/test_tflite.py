@@ -401,12 +401,6 @@ def _model_with(layer, time=T, batch=None):
             "masked .* keeps the time axis",
         ),
         (
-            lambda: _model_with(keras_lstm.LSTM(4, return_state=True)),
-            {},
-            ValueError,
-            "return_state",
-        ),
-        (
             lambda: _model_with(keras_lstm.LSTM(4, activation="relu")),
             {},
             ValueError,

@@ -27,7 +27,14 @@ import os
 import numpy as np
 
 from keras_lstm.export import flatbuffer, masking
-from keras_lstm.export.contract import FRAME, OUTPUT, SEQUENCES, state_names
+from keras_lstm.export.contract import (
+    FRAME,
+    OUTPUT,
+    SEQUENCES,
+    input_position,
+    output_position,
+    state_names,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,6 +133,9 @@ class FileLayout:
             self.outputs[position] = _tensor_info(name, details)
             self.output_indices[position] = details["index"]
         names = [t.name for t in self.inputs]
+        if SEQUENCES not in names and FRAME not in names:
+            self._named(names)
+            return
         if SEQUENCES in names:
             self.kind = "sequences"
         elif FRAME in names and len(names) == 1:
@@ -151,6 +161,37 @@ class FileLayout:
         self.layers = (len(names) - 1) // 2
         # A masked model's file: which steps callers drop (contract).
         self.padding = None if content is None else flatbuffer.padding(content)
+
+    def _named(self, names):
+        """A file with several named inputs or outputs (`kind == "named"`)."""
+        try:
+            order = [output_position(t.name) for t in self.outputs]
+            inputs = [input_position(t.name) for t in self.inputs]
+        except ValueError:
+            raise ValueError(
+                "Expected a file written by keras_lstm.export.to_tflite, with "
+                f"an input named {SEQUENCES!r} or {FRAME!r}, or outputs named "
+                "'input_<i>_<name>' and 'output_<i>'; found inputs "
+                f"{names}."
+            ) from None
+        self.kind = "named"
+        # Input positions in the Keras model's order.
+        self.input_order = sorted(range(len(inputs)), key=inputs.__getitem__)
+        self.data_input = None
+        self.data_output = None
+        # Output positions in the Keras model's order.
+        self.output_order = sorted(range(len(order)), key=order.__getitem__)
+        self.batch_size = self.inputs[0].shape[0]
+        self.timesteps = max(
+            (t.shape[1] for t in self.inputs if len(t.shape) == 3), default=1
+        )
+        self.features = None
+        self.tokens = False
+        self.step_shape = None
+        self.layers = 0
+        # Named files come from unmasked models (masking.check refuses
+        # masks on several-input models).
+        self.padding = None
 
 
 class _LiteRT:
@@ -235,7 +276,8 @@ class TFLiteRunner:
         self.inputs = tuple(self._layout.inputs)
         self.outputs = tuple(self._layout.outputs)
         if backend is None:
-            int16 = self.inputs[self._layout.data_input].dtype == "int16"
+            data = self._layout.data_input
+            int16 = data is not None and self.inputs[data].dtype == "int16"
             backend = "tflite_micro" if int16 else "litert"
         backends = _backends()
         if backend not in backends:
@@ -249,7 +291,7 @@ class TFLiteRunner:
         )
         self.batch_size = self._layout.batch_size
         self.timesteps = self._layout.timesteps
-        self.streaming = self._layout.kind != "sequences"
+        self.streaming = self._layout.kind in ("streaming", "external_state")
         self.external_state = self._layout.kind == "external_state"
         self._states = None
         self.reset()
@@ -280,6 +322,98 @@ class TFLiteRunner:
             info.name: info.dequantize(self._runtime.get(p))
             for p, info in enumerate(self.outputs)
         }
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """The file's input names, in the Keras model's input order."""
+        if self._layout.kind != "named":
+            return tuple(t.name for t in self.inputs)
+        return tuple(self.inputs[p].name for p in self._layout.input_order)
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """The file's output names, in the Keras model's output order."""
+        if self._layout.kind != "named":
+            return tuple(t.name for t in self.outputs)
+        return tuple(self.outputs[p].name for p in self._layout.output_order)
+
+    def run(self, inputs) -> dict:
+        """One invocation of a file with named inputs, float32 in and out.
+
+        Resets the file's variable tensors first, so every call computes
+        from the state it is given (an encoder's sequence, a decoder step's
+        `h` and `c`) and nothing else.
+
+        Args:
+            inputs: A dict from input name to array, or a list of arrays in
+                `input_names` order; each with the file's batch size first.
+
+        Returns:
+            A dict from output name to float32 array.
+
+        Raises:
+            ValueError: for a streaming file (use `step()`), a missing or
+                unknown input, or a wrong shape.
+        """
+        if self.streaming:
+            raise ValueError(
+                f"{self.path} is a streaming file; feed it with step()."
+            )
+        values = self._named_inputs(inputs)
+        for name, value in values.items():
+            expected = next(t.shape for t in self.inputs if t.name == name)
+            if value.shape != expected:
+                raise ValueError(
+                    f"Input {name!r} must have shape {expected}, got "
+                    f"{value.shape}."
+                )
+        self.reset()
+        return self._invoke(values)
+
+    def _named_inputs(self, inputs):
+        names = self.input_names
+        if isinstance(inputs, dict):
+            missing = set(names) - set(inputs)
+            unknown = set(inputs) - set(names)
+            if missing or unknown:
+                raise ValueError(
+                    f"The file's inputs are {list(names)}; missing "
+                    f"{sorted(missing)}, unknown {sorted(unknown)}."
+                )
+            return {n: np.asarray(inputs[n], np.float32) for n in names}
+        if len(names) == 1 and not isinstance(inputs, (list, tuple)):
+            inputs = [inputs]  # One input: a bare array, as Keras takes it.
+        if not isinstance(inputs, (list, tuple)) or len(inputs) != len(names):
+            raise ValueError(
+                f"Expected a dict or a list of {len(names)} arrays for the "
+                f"inputs {list(names)}, got {type(inputs).__name__}."
+            )
+        return {
+            n: np.asarray(v, np.float32)
+            for n, v in zip(names, inputs, strict=True)
+        }
+
+    def _predict_named(self, x):
+        values = self._named_inputs(x)
+        counts = {v.shape[0] for v in values.values()}
+        if len(counts) != 1 or 0 in counts:
+            raise ValueError(
+                "Every input must hold the same, non-zero number of "
+                f"samples; got {[v.shape for v in values.values()]}."
+            )
+        batches = {
+            name: list(chunks(value, self.batch_size))
+            for name, value in values.items()
+        }
+        results = {name: [] for name in self.output_names}
+        for index in range(len(next(iter(batches.values())))):
+            batch = {name: b[index][0] for name, b in batches.items()}
+            count = next(iter(batches.values()))[index][1]
+            outputs = self.run(batch)
+            for name in results:
+                results[name].append(outputs[name][:count])
+        arrays = [np.concatenate(results[n], axis=0) for n in self.output_names]
+        return arrays[0] if len(arrays) == 1 else arrays
 
     def step(self, frame: np.ndarray) -> np.ndarray:
         """Feeds one frame to a streaming file; the state carries over.
@@ -350,17 +484,26 @@ class TFLiteRunner:
         streaming file is fed only the valid frames
         (`keras_lstm.export.masking`).
 
+        A file with named inputs (several inputs or outputs) takes a list of
+        arrays in `input_names` order, or a dict by name, and returns, as
+        `keras.Model.predict` does, one array or a list in the Keras model's
+        output order.
+
         Args:
-            x: `(num_sequences, timesteps, features)`, or integer token ids
-                `(num_sequences, timesteps)` for a token file.
+            x: `(num_sequences, timesteps, features)`, integer token ids
+                `(num_sequences, timesteps)` for a token file, or the named
+                inputs.
 
         Returns:
-            A float32 NumPy array, `num_sequences` first.
+            A float32 NumPy array, `num_sequences` first (a list of them for
+            several outputs).
 
         Raises:
             ValueError: for a wrong shape, or for a masked file, a
                 sequence with padding between valid steps or all padding.
         """
+        if self._layout.kind == "named":
+            return self._predict_named(x)
         x = check_sequences(x, self._layout)
         if self.padding is not None:
             return self._predict_padded(x)

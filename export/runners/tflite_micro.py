@@ -107,6 +107,12 @@ def _tflm_layout(path):
     with open(path, "rb") as f:
         content = f.read()
     layout = layout_of(content)
+    if layout.kind == "named":
+        raise ValueError(
+            f"{path} has several named inputs or outputs; run it with "
+            "load_tflite(path, backend='tflite_micro').predict([...]) or "
+            ".run({...}), which feed them by name."
+        )
     if layout.kind == "external_state":
         raise ValueError(
             f"{path} keeps its LSTM state as explicit inputs and outputs, "
