@@ -92,9 +92,7 @@ def gate_activations(layer, inputs, initial_state=None):
         steps.append(gates)
     return recurrence.LSTMGates(
         *(
-            np.stack(
-                [ops.convert_to_numpy(step[k]) for step in steps], axis=1
-            )
+            np.stack([ops.convert_to_numpy(step[k]) for step in steps], axis=1)
             if steps
             else np.zeros((batch, 0, cell.units), "float32")
             for k in range(len(recurrence.LSTMGates._fields))

@@ -155,7 +155,8 @@ def lstm_step(
         recurrent_projection: optional `h_{t-1} U`, either as one
             `(batch, 4 * units)` tensor (callers that mask `h_{t-1}` per
             gate for recurrent dropout) or as its four gate blocks
-            (`keras_lstm.tf_sequence.parallel_matmul`), which are then used gate by gate.
+            (`keras_lstm.tf_sequence.parallel_matmul`), which are then
+            used gate by gate.
 
     Returns:
         An `LSTMGates` tuple holding the four gates and the new `c` and `h`.
@@ -187,8 +188,6 @@ def lstm_step(
     c = forget_gate * c_prev + input_gate * candidate
     h = output_gate * activation(c)
     return LSTMGates(forget_gate, input_gate, candidate, output_gate, c, h)
-
-
 
 
 # TensorFlow-only names that lived here before `keras_lstm.tf_sequence`.
