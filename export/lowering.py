@@ -34,7 +34,7 @@ import keras
 import tensorflow as tf
 
 import keras_lstm
-from keras_lstm import recurrence
+from keras_lstm import recurrence, tf_sequence
 from keras_lstm.export import masking, substitutes
 from keras_lstm.layers import lowering
 
@@ -47,7 +47,7 @@ def fused_lstm_function(*, go_backwards: bool = False):
 
     Each call returns a new function with its own `lstm_<uuid>` name, so
     every layer gets its own fused op. In TensorFlow the body runs
-    `keras_lstm.recurrence.lstm_sequence`, the same gate math as the layer,
+    `keras_lstm.tf_sequence.lstm_sequence`, the same gate math as the layer,
     with `tanh` and `sigmoid`, the only activations the fused op has.
 
     Args:
@@ -63,7 +63,7 @@ def fused_lstm_function(*, go_backwards: bool = False):
     go_backwards = bool(go_backwards)
 
     def lstm(inputs, init_h, init_c, kernel, recurrent_kernel, bias):
-        last_output, outputs, h, c = recurrence.lstm_sequence(
+        last_output, outputs, h, c = tf_sequence.lstm_sequence(
             inputs,
             init_h,
             init_c,
