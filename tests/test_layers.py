@@ -392,7 +392,9 @@ def test_twenty_adam_steps_match(kind, rng):
     assert losses[0][-1] < 0.8 * losses[0][0], "training did not progress"
 
 
-@settings(max_examples=15, deadline=None)
+# Each example builds and calls three pairs of layers; on JAX and PyTorch
+# each call compiles its loop, so they draw fewer examples than TensorFlow.
+@settings(max_examples=15 if BACKEND == "tensorflow" else 5, deadline=None)
 @given(
     batch=st.integers(1, 5),
     timesteps=st.integers(1, 12),
