@@ -42,6 +42,33 @@ _TANH = (keras.activations.tanh, tf.tanh, tf.math.tanh, tf.nn.tanh)
 _SIGMOID = (keras.activations.sigmoid, tf.sigmoid, tf.math.sigmoid)
 
 
+def require_tensorflow_backend(api: str) -> None:
+    """Raises unless Keras runs on TensorFlow, saying what to run instead.
+
+    Export traces the model into a TensorFlow graph for TFLite's converter
+    (or a SavedModel), which needs Keras's TensorFlow backend; the backend
+    is fixed per process when Keras is imported. The `keras-lstm` command
+    always runs its own process on TensorFlow, so a `.keras` file trained
+    on JAX or PyTorch exports through it whatever `KERAS_BACKEND` says.
+
+    Args:
+        api: The public function called, for the message.
+
+    Raises:
+        RuntimeError: on another backend.
+    """
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise RuntimeError(
+            f"{api} needs Keras's TensorFlow backend, and this process runs "
+            f"{backend!r} (KERAS_BACKEND). Save the model "
+            "(model.save('model.keras')) and run `keras-lstm export "
+            "model.keras out.tflite` (it runs TensorFlow in its own "
+            "process), or call it from a process started with "
+            "KERAS_BACKEND=tensorflow."
+        )
+
+
 def fused_lstm_function(*, go_backwards: bool = False):
     """A `tf.function` that TFLite converts to `UNIDIRECTIONAL_SEQUENCE_LSTM`.
 

@@ -695,6 +695,7 @@ def to_tflite(
     # module's stages.
     from keras_lstm.export import multi_io
 
+    lowering.require_tensorflow_backend("to_tflite")
     if not qat.is_qat_model(model) and multi_io.applies(model):
         return multi_io.to_tflite(
             model,

@@ -368,6 +368,7 @@ def quantize_model(model: keras.Model) -> "tf_keras.Model":
             to the fused int8 op, or holds layers that tfmot cannot quantize
             (one error naming all of them, with what to do).
     """
+    lowering.require_tensorflow_backend("quantize_model")
     _check_model(model)
     qat_layers = _layers()
     annotated = _annotated_twin(model, qat_layers)
