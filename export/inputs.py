@@ -20,7 +20,7 @@ import enum
 
 import numpy as np
 
-from keras_lstm.export import lowering, masking
+from keras_lstm.export import lowering, masking, verification
 from keras_lstm.export.contract import Padding
 
 
@@ -266,10 +266,6 @@ def _tokens(name, value, spec):
     return array.astype(np.int32)
 
 
-GENERATED_SEQUENCES = 16
-"""Generated check sequences when the caller gives no data."""
-
-
 def generated(
     spec: ModelInput, *, batch_size: int, timesteps: int
 ) -> tuple[np.ndarray, str]:
@@ -280,7 +276,7 @@ def generated(
     masked model, sequences alternate right and left padding with random
     valid lengths (`masking.pad_randomly`), so the check exercises both.
     """
-    count = max(batch_size, GENERATED_SEQUENCES)
+    count = max(batch_size, verification.GENERATED_SEQUENCES)
     rng = np.random.default_rng(0)
     if spec.tokens:
         low = 1 if spec.padding is not None else 0
