@@ -9,13 +9,12 @@ held-out split against Keras (the reference):
 - addition_rnn: LSTM -> RepeatVector -> LSTM(return_sequences) ->
   Dense(softmax), adding two 2-digit numbers written as characters.
 
-Bounds (issue 11's acceptance):
-- float files: |file - Keras| <= 1e-4 * max(1, |y|) per element; the fused
-  kernel does Keras's float32 arithmetic in another order (measured ~1e-6);
-- int8 files, on LiteRT and on TFLite Micro: the task metric within 10 %
-  relative MSE (autoencoder) or 2 accuracy points (addition) of Keras
-  float's. Measured: MSE 0.3226 (LiteRT) / 0.3227 (TFLM) vs 0.3229;
-  accuracy 40.2 % / 40.1 % vs 40.3 %.
+Bounds (issue 11's acceptance, `zoo.py`): float files within 1e-4 *
+max(1, |y|) per element (the fused kernel does Keras's float32 arithmetic
+in another order, measured ~1e-6); int8 files, on LiteRT and on TFLite
+Micro, within 10 % relative MSE (autoencoder) or 2 accuracy points
+(addition) of Keras float's. Measured: MSE 0.3226 (LiteRT) / 0.3227
+(TFLM) vs 0.3229; accuracy 40.2 % / 40.1 % vs 40.3 %.
 
 Before the lowering kept the time dimension static, the autoencoder's
 file emitted one step; RepeatVector converted to TILE, which TFLite Micro
@@ -25,19 +24,23 @@ cannot run. `substitutes` lowers it to RESHAPE + MUL instead.
 import keras
 import numpy as np
 import pytest
+from zoo import (
+    ACCURACY_POINTS,
+    MSE_RELATIVE,
+    RUNTIMES,
+    accuracy,
+    assert_float_matches,
+    mse,
+    run_on,
+)
 
 from keras_lstm.export import (
     load_tflite,
     lowering,
-    run_tflite_micro,
     substitutes,
     to_tflite,
     vela_summary,
 )
-
-FLOAT_RTOL = 1e-4
-MSE_RELATIVE = 0.10
-ACCURACY_POINTS = 0.02
 
 T, F = 12, 2  # Autoencoder: sequence length, features.
 DIGITS = 2
@@ -119,14 +122,6 @@ def addition():
     return model, x[:1600], x[1600:], y[1600:]
 
 
-def _mse(prediction, target):
-    return float(np.mean((prediction - target) ** 2))
-
-
-def _accuracy(prediction, target):
-    return float(np.mean(prediction.argmax(-1) == target.argmax(-1)))
-
-
 @pytest.fixture(scope="module")
 def exported(autoencoder, addition, tmp_path_factory):
     """{(model name, quantization): (report, Keras outputs, data, target)}."""
@@ -171,37 +166,27 @@ def test_ops_are_fused_and_tflite_micro_ready(exported, name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("runtime", ["litert", "tflite_micro"])
+@pytest.mark.parametrize("runtime", RUNTIMES)
 @pytest.mark.parametrize("name", MODELS)
 def test_float_matches_keras_on_held_out(exported, name, runtime):
     report, expected, held_out, _ = exported[name, "none"]
-    actual = _run(report.path, held_out, runtime)
-    assert actual.shape == expected.shape
-    error = np.abs(actual - expected)
-    bound = FLOAT_RTOL * np.maximum(1.0, np.abs(expected))
-    assert np.all(error <= bound), f"max abs error {error.max():.3g}"
+    assert_float_matches(run_on(runtime, report.path, held_out), expected)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("runtime", ["litert", "tflite_micro"])
+@pytest.mark.parametrize("runtime", RUNTIMES)
 @pytest.mark.parametrize("name", MODELS)
 def test_int8_keeps_the_task_metric(exported, name, runtime):
     report, expected, held_out, target = exported[name, "int8"]
-    actual = _run(report.path, held_out, runtime)
+    actual = run_on(runtime, report.path, held_out)
     if name == "autoencoder":
-        float_mse, int8_mse = _mse(expected, target), _mse(actual, target)
+        float_mse, int8_mse = mse(expected, target), mse(actual, target)
         relative = abs(int8_mse - float_mse) / float_mse
         assert relative <= MSE_RELATIVE, (float_mse, int8_mse)
     else:
-        float_acc = _accuracy(expected, target)
-        int8_acc = _accuracy(actual, target)
+        float_acc = accuracy(expected, target)
+        int8_acc = accuracy(actual, target)
         assert int8_acc >= float_acc - ACCURACY_POINTS, (float_acc, int8_acc)
-
-
-def _run(path, x, runtime):
-    if runtime == "litert":
-        return load_tflite(path).predict(x)
-    return run_tflite_micro(path, x).outputs
 
 
 @pytest.mark.slow
