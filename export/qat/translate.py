@@ -199,34 +199,36 @@ def _twin_rnn(layer, qat_layers):
 
 
 def _tf_keras_layer(layer, qat_layers):
-    """The tf_keras layer for Keras 3 `layer`, and its QuantizeConfig.
-
-    Returns:
-        `(tf_keras_layer, quantize_config)`; `quantize_config` is `None`
-        for layers left to tfmot's default registry.
+    """The tf_keras twin of Keras 3 `layer` (QuantizeConfig: the registry).
 
     Raises:
         _Unsupported: with the reason.
     """
     tf_keras = qat_layers.tf_keras
     if lowering.is_lstm_layer(layer):
-        return _twin_rnn(layer, qat_layers), qat_layers.LSTMQuantizeConfig()
+        return _twin_rnn(layer, qat_layers)
     if isinstance(layer, keras.layers.Bidirectional):
         directions = (layer.forward_layer, layer.backward_layer)
         if not all(lowering.is_lstm_layer(d) for d in directions):
             raise _Unsupported("Bidirectional around a non-LSTM layer")
         forward, backward = (_twin_rnn(d, qat_layers) for d in directions)
-        return (
-            tf_keras.layers.Bidirectional(
-                forward,
-                backward_layer=backward,
-                merge_mode=layer.merge_mode,
-                name=layer.name,
-            ),
-            qat_layers.LSTMQuantizeConfig(),
+        return tf_keras.layers.Bidirectional(
+            forward,
+            backward_layer=backward,
+            merge_mode=layer.merge_mode,
+            name=layer.name,
+        )
+    if isinstance(layer, keras.layers.TimeDistributed):
+        return tf_keras.layers.TimeDistributed(
+            _tf_keras_layer(layer.layer, qat_layers), name=layer.name
         )
     class_name = type(layer).__name__
-    klass = getattr(tf_keras.layers, class_name, None)
+    # Normalization's twin reads its statistics live (see TwinNormalization).
+    klass = (
+        qat_layers.TwinNormalization
+        if isinstance(layer, keras.layers.Normalization)
+        else getattr(tf_keras.layers, class_name, None)
+    )
     if not type(layer).__module__.startswith("keras.") or klass is None:
         raise _Unsupported(
             "not a built-in Keras layer with a tf_keras counterpart"
@@ -237,7 +239,7 @@ def _tf_keras_layer(layer, qat_layers):
         _TF_KERAS_LAYER_KWARGS,
         what=class_name,
     )
-    return klass.from_config(config), None
+    return klass.from_config(config)
 
 
 # ---------------------------------------------------------------------------
@@ -363,7 +365,9 @@ def quantize_model(model: keras.Model) -> "tf_keras.Model":
     annotated = _annotated_twin(model, qat_layers)
     quantization = qat_layers.tfmot.quantization.keras
     with quantization.quantize_scope(qat_layers.CUSTOM_OBJECTS):
-        qat_model = quantization.quantize_apply(annotated)
+        qat_model = quantization.quantize_apply(
+            annotated, qat_layers.QuantizeScheme()
+        )
     setattr(qat_model, _SOURCE_ATTRIBUTE, model.to_json())
     return qat_model
 
@@ -376,19 +380,20 @@ def _annotated_twin(model, qat_layers):
     """
     tf_keras = qat_layers.tf_keras
     quantization = qat_layers.tfmot.quantization.keras
-    registry = quantization.default_8bit.Default8BitQuantizeRegistry()
+    registry = qat_layers.QuantizeRegistry()
 
     input_names, nodes, output_refs = _graph(model)
     converted, problems = {}, []
     for name in dict.fromkeys(name for name, _, _ in nodes):
         layer = model.get_layer(name)
         try:
-            new, config = _tf_keras_layer(layer, qat_layers)
-            if config is None and not registry.supports(new):
+            new = _tf_keras_layer(layer, qat_layers)
+            if not registry.supports(new):
                 raise _Unsupported(
-                    "tfmot's default 8-bit registry has no QuantizeConfig "
-                    "for it"
+                    "neither keras_lstm's QuantizeRegistry nor tfmot's "
+                    "default 8-bit registry has a QuantizeConfig for it"
                 )
+            config = registry.get_quantize_config(new)
         except _Unsupported as reason:
             problems.append(f"{name!r} ({type(layer).__name__}): {reason}")
             continue
@@ -509,6 +514,10 @@ def _copy_latent_weights(layer, target, wrapper_class):
             f"{found}; the architectures differ."
         )
     target.set_weights([v.numpy() for v in variables])
+    # Normalization computes its mean and variance tensors from its
+    # variables in `finalize_state`, not at call time.
+    if isinstance(target, keras.layers.Normalization):
+        target.finalize_state()
 
 
 def _check_qat_model(qat_model):
