@@ -179,9 +179,15 @@ def _zoo_inputs(model, rng, n=4):
 
 
 def _fixed_trainable(model, rng):
-    """Random trainable weights of order 1; adapted statistics kept."""
+    """Random trainable weights; adapted statistics kept.
+
+    Standard deviation 0.3, not `_fixed_weights`' 0.5: most zoo inputs are
+    N(3, 2), unnormalized, and with 0.5 the Conv1D models' LSTM gates
+    saturate, a state no trained model is in (their int8 files then missed
+    the default tolerance, 0.108 against 0.097; 0.002 with 0.3).
+    """
     for weight in model.trainable_weights:
-        weight.assign(rng.normal(0.0, 0.5, weight.shape).astype("float32"))
+        weight.assign(rng.normal(0.0, 0.3, weight.shape).astype("float32"))
     return model
 
 
@@ -322,6 +328,35 @@ def test_unsupported_layers_are_named_in_one_error():
     assert "'unrolled' (LSTM): unroll=True" in message
     assert "'head'" not in message
     assert "Replace them" in message
+
+
+def test_quantize_configs_quantize_a_refused_layer(rng):
+    # LayerNormalization has no entry; the user gives it an int8 output, as
+    # tfmot's quantize_annotate_layer(layer, config) would.
+    model = _fixed_trainable(
+        _sequential(
+            keras.layers.LayerNormalization(name="norm"),
+            keras_lstm.LSTM(4),
+            keras.layers.Dense(2),
+        ),
+        rng,
+    )
+    with pytest.raises(ValueError, match="quantize_configs="):
+        qat.quantize_model(model)
+    # The README's example, through the lazily imported public name.
+    config = qat.LayerQuantizeConfig(quantize_output=True)
+    assert type(config) is translate._layers().LayerQuantizeConfig
+    qat_model = qat.quantize_model(model, quantize_configs={"norm": config})
+    wrapper = qat_model.get_layer("quant_norm")
+    assert wrapper.quantize_config == config
+    assert any("norm/output_max" in v.name for v in wrapper.weights)
+    back = qat.to_keras3(qat_model)
+    for a, b in zip(back.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match=r"no layers named \['nrom'\]"):
+        qat.quantize_model(model, quantize_configs={"nrom": config})
+    with pytest.raises(TypeError, match="'norm' maps to a str"):
+        qat.quantize_model(model, quantize_configs={"norm": "int8"})
 
 
 def test_bad_arguments_are_refused(rng):
@@ -483,6 +518,62 @@ def test_int8_file_uses_the_scales_qat_simulated(exported):
     assert scale(19) == pytest.approx(
         float(cell_state_scale(np.float32(np.abs(gates.c).max()))), rel=1e-6
     )
+
+
+# ---------------------------------------------------------------------------
+# Each new QuantizeConfig through the whole flow: quantize_model -> fit ->
+# to_tflite(int8), fused and builtin-only.
+
+_BLOCKED = {
+    "embedding_int32": "to_tflite takes float inputs only on this branch; "
+    "int32 token inputs are another branch's work (issue 8)",
+    "repeat_timedistributed": "to_tflite's lowering emits one step of "
+    "TimeDistributed (output (B, 1, 2), Keras (B, 3, 2)); not a QAT issue",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(
+            name,
+            marks=pytest.mark.xfail(
+                name in _BLOCKED,
+                reason=_BLOCKED.get(name, ""),
+                strict=True,
+                raises=(ValueError, keras_lstm.export.ExportError),
+            ),
+        )
+        for name in sorted(ZOO)
+    ],
+)
+def test_zoo_int8_file_after_qat_is_fused_and_builtin(name, rng, tmp_path):
+    from keras_lstm.export import flatbuffer
+
+    keras.utils.set_random_seed(0)
+    model = _fixed_trainable(ZOO[name](rng), rng)
+    x = _zoo_inputs(model, rng, n=96)
+    held_out = _zoo_inputs(model, rng, n=16)
+    qat_model = qat.quantize_model(model)
+    # Distil the float model: a target the QAT model can reach.
+    qat_model.compile(optimizer="adam", loss="mse")
+    qat_model.fit(x, model.predict(x, verbose=0), epochs=1, verbose=0)
+    path = tmp_path / f"{name}.tflite"
+    report = keras_lstm.export.to_tflite(
+        qat_model,
+        path,
+        quantization="int8",
+        representative_data=x,
+        check_data=held_out,
+    )
+    ops = flatbuffer.op_names(path.read_bytes())
+    lstms = sum(isinstance(layer, keras.layers.RNN) for layer in model.layers)
+    assert ops.count("UNIDIRECTIONAL_SEQUENCE_LSTM") == lstms, ops
+    assert not {"WHILE", "CUSTOM", "DEQUANTIZE"} & set(ops), ops
+    assert not [op for op in ops if op.startswith("Flex")], ops
+    assert report.output_dtypes == ("int8",)
+    assert report.max_abs_error <= report.tolerance, report
 
 
 # ---------------------------------------------------------------------------

@@ -676,11 +676,15 @@ class LayerQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
         return [(getattr(layer, a), grid()) for a in self.weight_attrs]
 
     def get_activations_and_quantizers(self, layer):
-        return [(getattr(layer, a), _activations()) for a in self.activation_attrs]
+        return [
+            (getattr(layer, a), _activations()) for a in self.activation_attrs
+        ]
 
     def set_quantize_weights(self, layer, quantize_weights):
         self._check(layer, self.weight_attrs, quantize_weights, "weights")
-        for attr, weight in zip(self.weight_attrs, quantize_weights):
+        for attr, weight in zip(
+            self.weight_attrs, quantize_weights, strict=True
+        ):
             setattr(layer, attr, weight)
 
     def set_quantize_activations(self, layer, quantize_activations):
@@ -688,7 +692,7 @@ class LayerQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
             layer, self.activation_attrs, quantize_activations, "activations"
         )
         for attr, activation in zip(
-            self.activation_attrs, quantize_activations
+            self.activation_attrs, quantize_activations, strict=True
         ):
             setattr(layer, attr, activation)
 
@@ -842,9 +846,8 @@ class _FloatInputLayerQuantize(_transforms.InputLayerQuantize):
     """
 
     def pattern(self):
-        return tfmot.quantization.keras.graph_transformations.transforms.LayerPattern(
-            "InputLayer", {"dtype": "float.*"}
-        )
+        graph = tfmot.quantization.keras.graph_transformations
+        return graph.transforms.LayerPattern("InputLayer", {"dtype": "float.*"})
 
 
 class QuantizeLayoutTransform(

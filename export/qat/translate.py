@@ -16,7 +16,7 @@ import contextlib
 import importlib
 import inspect
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import keras
@@ -331,40 +331,61 @@ def _check_model(model):
     lowering.check_model(model)
 
 
-def quantize_model(model: keras.Model) -> "tf_keras.Model":
+def quantize_model(
+    model: keras.Model,
+    *,
+    quantize_configs: "Mapping[str, object] | None" = None,
+) -> "tf_keras.Model":
     """A tfmot QAT model of a trained Keras 3 LSTM model.
 
     Rebuilds `model` in tf_keras with the same layers, names and weights
-    (every LSTM as `tf_keras.layers.RNN(TwinLSTMCell)`), annotates the LSTMs
-    with `LSTMQuantizeConfig` and the other layers with tfmot's default
-    8-bit registry, and applies tfmot. The result is ready for
-    `compile` and `fit`; `to_keras3` gives the fine-tuned Keras 3 model back.
+    (every LSTM as `tf_keras.layers.RNN(TwinLSTMCell)`), annotates every
+    layer with the QuantizeConfig of `keras_lstm.export.qat`'s registry
+    (`layers.QuantizeRegistry`: its own entries, then tfmot's default 8-bit
+    registry), and applies tfmot. The result is ready for `compile` and
+    `fit`; `to_keras3` gives the fine-tuned Keras 3 model back.
 
     Supported: Sequential and Functional models of `keras_lstm.LSTM`,
     `keras.layers.LSTM`, `keras.layers.RNN(LSTMCell)` (either cell),
-    `Bidirectional` of these, and the built-in layers tfmot quantizes
-    (`Dense`, `Dropout`, `Flatten`, `Reshape`, `Add`, `Concatenate`, ...;
-    not `Conv1D`, `BatchNormalization` or `LayerNormalization` in 0.8).
+    `Bidirectional` of these, `Conv1D`, `MaxPooling1D`, `AveragePooling1D`,
+    `Normalization`, `Embedding` (int32 token inputs), `RepeatVector`,
+    `TimeDistributed` of a supported layer, and the built-in layers tfmot
+    quantizes (`Dense`, `Dropout`, `Flatten`, `Reshape`, `Add`,
+    `Concatenate`, ...). Any other built-in layer takes a config of yours
+    through `quantize_configs`.
 
     Args:
         model: A trained, built Keras 3 Sequential or Functional model with
-            one input `(batch, time, features)` and one output.
+            one input and one output.
+        quantize_configs: Layer name -> tfmot `QuantizeConfig`, for layers
+            the registry does not cover (or to override it). The config
+            quantizes the layer's tf_keras counterpart, as it would under
+            `tfmot.quantization.keras.quantize_annotate_layer`; its class
+            must be importable (registered with
+            `tf_keras.saving.register_keras_serializable`) for tfmot to
+            clone the model. Default: `None`.
 
     Returns:
         A tf_keras `Model` (tfmot QAT model). Compile it (with a small
         learning rate) and fine-tune it.
 
     Raises:
-        TypeError: if `model` is not a Keras 3 model.
+        TypeError: if `model` is not a Keras 3 model, or a value of
+            `quantize_configs` is not a tfmot `QuantizeConfig`.
         ValueError: if the model is subclassed, unbuilt, cannot be exported
-            to the fused int8 op, or holds layers that tfmot cannot quantize
+            to the fused int8 op, names unknown layers in
+            `quantize_configs`, or holds layers that cannot be quantized
             (one error naming all of them, with what to do).
     """
     _check_model(model)
     qat_layers = _layers()
-    annotated = _annotated_twin(model, qat_layers)
+    quantize_configs = _check_quantize_configs(
+        quantize_configs, model, qat_layers
+    )
+    annotated = _annotated_twin(model, qat_layers, quantize_configs)
     quantization = qat_layers.tfmot.quantization.keras
-    with quantization.quantize_scope(qat_layers.CUSTOM_OBJECTS):
+    custom = {type(c).__name__: type(c) for c in quantize_configs.values()}
+    with quantization.quantize_scope({**qat_layers.CUSTOM_OBJECTS, **custom}):
         qat_model = quantization.quantize_apply(
             annotated, qat_layers.QuantizeScheme()
         )
@@ -372,7 +393,35 @@ def quantize_model(model: keras.Model) -> "tf_keras.Model":
     return qat_model
 
 
-def _annotated_twin(model, qat_layers):
+def _check_quantize_configs(quantize_configs, model, qat_layers):
+    if quantize_configs is None:
+        return {}
+    if not isinstance(quantize_configs, Mapping):
+        raise TypeError(
+            "Received an invalid value for argument `quantize_configs`: "
+            "expected a dict of layer name -> tfmot QuantizeConfig, got "
+            f"{type(quantize_configs).__name__}."
+        )
+    names = {layer.name for layer in model.layers}
+    unknown = sorted(set(quantize_configs) - names)
+    if unknown:
+        raise ValueError(
+            "Received an invalid value for argument `quantize_configs`: "
+            f"model {model.name!r} has no layers named {unknown}; its layers "
+            f"are {sorted(names)}."
+        )
+    base = qat_layers.tfmot.quantization.keras.QuantizeConfig
+    for name, config in quantize_configs.items():
+        if not isinstance(config, base):
+            raise TypeError(
+                "Received an invalid value for argument `quantize_configs`: "
+                f"layer {name!r} maps to a {type(config).__name__}, expected "
+                "a tfmot.quantization.keras.QuantizeConfig."
+            )
+    return dict(quantize_configs)
+
+
+def _annotated_twin(model, qat_layers, quantize_configs=None):
     """The float tf_keras twin of `model`, annotated for `quantize_apply`.
 
     `QuantizeAnnotate` only marks layers, so this model computes what
@@ -381,6 +430,7 @@ def _annotated_twin(model, qat_layers):
     tf_keras = qat_layers.tf_keras
     quantization = qat_layers.tfmot.quantization.keras
     registry = qat_layers.QuantizeRegistry()
+    quantize_configs = quantize_configs or {}
 
     input_names, nodes, output_refs = _graph(model)
     converted, problems = {}, []
@@ -388,12 +438,15 @@ def _annotated_twin(model, qat_layers):
         layer = model.get_layer(name)
         try:
             new = _tf_keras_layer(layer, qat_layers)
-            if not registry.supports(new):
+            if name in quantize_configs:
+                config = quantize_configs[name]
+            elif registry.supports(new):
+                config = registry.get_quantize_config(new)
+            else:
                 raise _Unsupported(
                     "neither keras_lstm's QuantizeRegistry nor tfmot's "
                     "default 8-bit registry has a QuantizeConfig for it"
                 )
-            config = registry.get_quantize_config(new)
         except _Unsupported as reason:
             problems.append(f"{name!r} ({type(layer).__name__}): {reason}")
             continue
@@ -408,11 +461,16 @@ def _annotated_twin(model, qat_layers):
             "quantize_model cannot build a QAT model of "
             f"{model.name!r}; these layers cannot be quantized:\n  - "
             + "\n  - ".join(problems)
-            + "\nReplace them by layers tfmot 0.8 quantizes (Dense, "
-            "Dropout, Flatten, Reshape, Add, Concatenate, ReLU, Softmax, "
-            "GlobalAveragePooling1D, ...) or by keras_lstm.LSTM / "
-            "keras.layers.LSTM, or move them out of the model (preprocess "
-            "the inputs, post-process the outputs)."
+            + "\nFor each, either replace the layer by one that quantizes "
+            "(keras_lstm.LSTM / keras.layers.LSTM, Conv1D, MaxPooling1D, "
+            "AveragePooling1D, Normalization, Embedding, RepeatVector, "
+            "TimeDistributed(Dense), Dense, Dropout, Flatten, Reshape, Add, "
+            "Concatenate, ReLU, Softmax, GlobalAveragePooling1D, ...), move "
+            "it out of the model (preprocess the inputs, post-process the "
+            "outputs), or, for a built-in Keras layer, give it your own "
+            "tfmot QuantizeConfig: quantize_model(model, quantize_configs="
+            "{'<layer name>': YourQuantizeConfig()}), as tfmot's "
+            "quantize_annotate_layer would (see the README, QAT)."
         )
 
     tensors = {}
