@@ -97,7 +97,7 @@ class Task:
     y_test: np.ndarray
     recipe: Recipe
     # The float model: default `LSTM(units) -> Dense(classes, softmax)`.
-    build: "Callable[[Task], keras.Model] | None" = None
+    build: Callable[["Task"], keras.Model] | None = None
     # "accuracy" (%, higher is better) or "mse" (lower is better).
     metric: str = "accuracy"
 

@@ -327,7 +327,9 @@ def test_unsupported_layers_are_named_in_one_error():
         assert name in message
     assert "'unrolled' (LSTM): unroll=True" in message
     assert "'head'" not in message
-    assert "Replace them" in message
+    # What to do, for each: replace it, or give it a config of your own.
+    assert "either replace the layer" in message
+    assert "quantize_configs={'<layer name>': YourQuantizeConfig()}" in message
 
 
 def test_quantize_configs_quantize_a_refused_layer(rng):

@@ -2,8 +2,9 @@
 
 `quantize_model` rebuilds a Keras 3 graph model in tf_keras, layer by layer
 and call by call, with every LSTM as `tf_keras.layers.RNN(TwinLSTMCell)`
-(`keras_lstm.export.qat.layers`) annotated with `LSTMQuantizeConfig`, and
-the other layers left to tfmot's default 8-bit registry. `to_keras3` goes
+(`keras_lstm.export.qat.layers`), `Normalization` as `TwinNormalization`,
+and annotates each layer with the config `layers.QuantizeRegistry` gives it
+(or the caller's, `quantize_configs`). `to_keras3` goes
 back: the QAT model's latent float weights into a clone of the Keras 3
 architecture. Keras 3 configs reach tf_keras through `_translate`, which
 keeps only the arguments a tf_keras class accepts and refuses, with the
