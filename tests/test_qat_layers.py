@@ -39,6 +39,24 @@ def test_twin_cell_bases_come_from_tf_keras_lstm_cell():
         _compat.tf_keras_lstm_cell_base("NoSuchBase")
 
 
+def test_tfmot_transforms_module_holds_the_default_layout_list():
+    # QuantizeLayoutTransform repeats tfmot 0.8.1's default list; pin it.
+    qat_layers = translate._layers()
+    transforms = _compat.tfmot_default_8bit_transforms()
+    tfmot = qat_layers.tfmot
+    assert tfmot.__version__ == "0.8.1", tfmot.__version__
+    for name in (
+        "InputLayerQuantize",
+        "SeparableConv1DQuantize",
+        "Conv2DBatchNormQuantize",
+        "DenseBatchNormQuantize",
+        "DenseBatchNormReLUQuantize",
+        "DenseBatchNormActivationQuantize",
+        "LayerReluActivationQuantize",
+    ):
+        assert hasattr(transforms, name), name
+
+
 def test_gate_weight_quantizer_puts_each_gate_on_its_own_int8_grid(rng):
     qat_layers = translate._layers()
     kernel = rng.normal(size=(5, 4 * 3)).astype("float32")
