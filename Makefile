@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test smoke lint bench clean
+.PHONY: demo test test-torch smoke lint bench bench-backends clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,10 +20,26 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python examples/demo.py
 
-# The suite. Exit code 5 (no tests collected) counts as failure here too:
+# The modules that hold for every Keras backend. The backend is fixed per
+# process, so they run once more per backend in a pytest of their own.
+BACKEND_TESTS := tests/test_layers.py tests/test_compat.py
+
+# The suite: everything under TensorFlow, then the backend-agnostic modules
+# under JAX. Exit code 5 (no tests collected) counts as failure here too:
 # a suite that runs nothing proves nothing.
 test: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -n 2 --dist loadfile -q
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -n 2 --dist load -q \
+		$(BACKEND_TESTS)
+
+# The backend-agnostic modules under PyTorch. Not part of `make test` (or
+# CI): PyPI's Linux torch wheel pulls the CUDA libraries, gigabytes. Pass
+# a CPU-only wheel or index with TORCH, e.g. TORCH=/path/to/torch-*+cpu.whl.
+TORCH ?= torch
+test-torch: $(STAMP)
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	KERAS_BACKEND=torch TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest \
+		-n 2 --dist load -q $(BACKEND_TESTS)
 
 # `pip install keras-lstm` without extras, in a fresh venv: the CLI exports
 # and inspects, and to_tflite verifies on LiteRT (a few minutes; CI runs it).
@@ -35,6 +51,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python benchmarks/speed.py
+
+# keras_lstm.LSTM against keras.layers.LSTM on each installed backend (CPU).
+bench-backends: $(STAMP)
+	$(BIN)/python benchmarks/backends.py
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache

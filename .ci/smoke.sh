@@ -50,6 +50,7 @@ if [ -s stderr.txt ]; then
   exit 1
 fi
 grep -q "UNIDIRECTIONAL_SEQUENCE_LSTM" export.txt
+grep -q "TFLite Micro: no blocking op found (tflite-micro not installed" export.txt
 
 "$bin/keras-lstm" inspect out.tflite | tee inspect.txt
 grep -q "TFLite Micro: not installed" inspect.txt

@@ -10,9 +10,11 @@ file, and its entry points refuse such a file
 writes a standalone SavedModel with a dynamic batch that loads without
 keras_lstm. `quantize_model` prepares a model for quantization-aware
 training with tensorflow-model-optimization; `to_tflite` takes the
-fine-tuned result.
+fine-tuned result. `to_c_source` writes a file as a `.h`/`.cc` pair for
+TFLite Micro firmware.
 """
 
+from keras_lstm.export.c_source import CSourceReport, to_c_source
 from keras_lstm.export.qat import quantize_model, to_keras3
 from keras_lstm.export.quantization import Quantization
 from keras_lstm.export.runners import (
@@ -36,6 +38,7 @@ from keras_lstm.export.saved_model import (
 from keras_lstm.export.tflite import ExportError, TFLiteReport, to_tflite
 
 __all__ = [
+    "CSourceReport",
     "ExportError",
     "Quantization",
     "SavedModelReport",
@@ -52,6 +55,7 @@ __all__ = [
     "run_tflite_micro",
     "tflite_micro_blockers",
     "tflm_arena_size",
+    "to_c_source",
     "to_keras3",
     "to_saved_model",
     "to_tflite",

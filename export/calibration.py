@@ -19,6 +19,9 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from keras_lstm.export import masking
+from keras_lstm.export.contract import Padding
+
 HOLDOUT_SHARE = 0.2
 """Share of `representative_data` held out to verify a calibrated file."""
 
@@ -104,6 +107,7 @@ def representative_dataset(
     streaming: bool,
     reset: Callable[[], None],
     progress: Callable[[int, int], None] | None = None,
+    padding: Padding | None = None,
 ) -> Callable[[], Iterator[list[np.ndarray]]]:
     """The converter's `representative_dataset`, one batch at a time.
 
@@ -120,10 +124,21 @@ def representative_dataset(
             sequences (from `_compat.calibration_resets`).
         progress: Called as `progress(done, total)` after each call the
             converter makes.
+        padding: A masked model's padding convention. The file only ever
+            runs valid steps (`keras_lstm.export.masking`), so a streaming
+            file is calibrated on each sequence's valid frames alone. A
+            whole-sequence file has one fixed length, which the calibrator
+            cannot resize per sequence: its sequences get their valid steps
+            first and the padding after, so that forward LSTMs calibrate
+            from the zero state they start from at run time.
 
     Returns:
         A callable returning an iterator of input lists.
     """
+    if padding is not None and streaming:
+        return _valid_frames(data, padding, batch_size, reset, progress)
+    if padding is not None:
+        data = masking.valid_steps_first(data, padding)
     count = -(-data.shape[0] // batch_size)  # every sequence, once
     total = count * (data.shape[1] if streaming else 1)
     filler = np.concatenate([data] * -(-batch_size // data.shape[0]))
@@ -148,3 +163,21 @@ def representative_dataset(
                     progress(done, total)
 
     return batches
+
+
+def _valid_frames(data, padding, batch_size, reset, progress):
+    """A streaming file's data set for a masked model: valid frames only."""
+    batches = list(masking.groups(data, padding, batch_size))
+    total = sum(batch.shape[1] for _, batch in batches)
+
+    def frames():
+        done = 0
+        for _, batch in batches:
+            reset()
+            for t in range(batch.shape[1]):
+                yield [batch[:, t : t + 1]]
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+
+    return frames

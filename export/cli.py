@@ -21,6 +21,7 @@ import contextlib
 import importlib.util
 import pathlib
 import sys
+import tempfile
 import traceback
 
 import keras
@@ -30,6 +31,7 @@ import tqdm
 import keras_lstm
 from keras_lstm.export import calibration as export_calibration
 from keras_lstm.export import runners
+from keras_lstm.export.c_source import to_c_source
 from keras_lstm.export.quantization import Quantization
 from keras_lstm.export.saved_model import to_saved_model
 from keras_lstm.export.tflite import ExportError, to_tflite
@@ -37,7 +39,8 @@ from keras_lstm.export.tflite import ExportError, to_tflite
 PROG = "keras-lstm"
 TFLITE = "tflite"
 SAVED_MODEL = "saved_model"
-FORMATS = (TFLITE, SAVED_MODEL)
+C_SOURCE = "c"
+FORMATS = (TFLITE, SAVED_MODEL, C_SOURCE)
 
 _EPILOG = f"""\
 examples:
@@ -46,6 +49,8 @@ examples:
       --calibration calib.npy
   {PROG} export model.keras stream.tflite --streaming --quantization dynamic
   {PROG} export model.keras served/ --format saved_model
+  {PROG} export model.keras firmware/kws --format c --quantization int8 \\
+      --calibration calib.npy   # writes firmware/kws.h and kws.cc
   {PROG} inspect model_int8.tflite
 
 Models load with keras.saving.load_model(MODEL, safe_mode=True); the
@@ -130,13 +135,15 @@ def build_parser():
     export.add_argument(
         "out",
         metavar="OUT",
-        help="the .tflite file, or the SavedModel directory, to write",
+        help="the .tflite file, the SavedModel directory, or (--format c) "
+        "the path without suffix for OUT.h and OUT.cc, to write",
     )
     export.add_argument(
         "--format",
         choices=FORMATS,
         default=TFLITE,
-        help="what to write (default: %(default)s)",
+        help="what to write; c: the .tflite file as C++ source (.h, .cc) "
+        "for TFLite Micro firmware (default: %(default)s)",
     )
     export.add_argument(
         "--quantization",
@@ -314,6 +321,8 @@ def _advance(bar, description):
 def _export(args):
     model_path = _existing_file(args.model, "MODEL")
     out = pathlib.Path(args.out)
+    if args.format == C_SOURCE:
+        return _export_c_source(args, model_path, out)
     if args.format == TFLITE:
         quantization = Quantization.parse(args.quantization)
         if out.suffix != ".tflite":
@@ -385,6 +394,67 @@ def _export(args):
     return 0
 
 
+def _export_c_source(args, model_path, stem):
+    """`--format c`: to_tflite into a temporary file, then to_c_source."""
+    if stem.suffix in (".tflite", ".h", ".cc", ".c", ".cpp"):
+        raise UsageError(
+            f"OUT {stem} is the path without suffix for --format c: "
+            f"{stem.with_suffix('')} writes {stem.with_suffix('.h').name} "
+            f"and {stem.with_suffix('.cc').name}."
+        )
+    quantization = Quantization.parse(args.quantization)
+    if quantization.needs_representative_data and not args.calibration:
+        raise UsageError(
+            f"--quantization {quantization.value} needs --calibration "
+            "CALIB.npy: typical inputs (num_sequences, timesteps, "
+            "features) to calibrate activation ranges."
+        )
+    targets = [stem.with_name(stem.name + suffix) for suffix in (".h", ".cc")]
+    for target in targets:
+        if (target.exists() or target.is_symlink()) and not args.overwrite:
+            raise UsageError(
+                f"{target} already exists; pass --overwrite to replace it."
+            )
+    calibration = _load_sequences(args.calibration, "--calibration")
+    check = _load_sequences(args.check_data, "--check-data")
+    stages = [
+        "loading model",
+        "converting and checking on LiteRT",
+        "TFLite Micro arena search, writing C++ source",
+    ]
+    with (
+        _progress(stages) as bar,
+        _calibration_bar() as calibrating,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        model = _load_model(model_path)
+        _advance(bar, stages[1])
+        with _library_errors():
+            report = to_tflite(
+                model,
+                pathlib.Path(tmp) / f"{stem.name}.tflite",
+                quantization=args.quantization,
+                representative_data=calibration,
+                check_data=check,
+                batch_size=args.batch_size,
+                timesteps=args.timesteps,
+                streaming=args.streaming,
+                external_state=args.external_state,
+                progress=calibrating,
+            )
+        _advance(bar, stages[2])
+        with _library_errors():
+            written = to_c_source(report, stem)
+        bar.update(1)
+    _print_tflite_report(report)
+    print(
+        f"wrote {written.header} and {written.source} (array "
+        f"{written.variable}[{written.model_bytes}], arena "
+        f"{written.arena_size} bytes)"
+    )
+    return 0
+
+
 def _existing_file(name, what):
     path = pathlib.Path(name)
     if not path.exists():
@@ -432,10 +502,16 @@ def _load_sequences(name, flag):
             f"{flag} {name} holds {array.dtype} values; expected "
             "float sequences (int and bool arrays are cast to float32)."
         )
+    if array.ndim == 2 and array.dtype.kind in "iu" and 0 not in array.shape:
+        # Token ids (num_sequences, timesteps) for a model that starts with
+        # an Embedding; to_tflite checks them against its vocabulary.
+        return array
     if array.ndim != 3 or 0 in array.shape:
         raise UsageError(
             f"{flag} {name} has shape {array.shape}; expected "
-            "(num_sequences, timesteps, features)."
+            "(num_sequences, timesteps, features), or integer token ids "
+            "(num_sequences, timesteps) for a model that starts with an "
+            "Embedding."
         )
     return array.astype(np.float32)
 
@@ -460,8 +536,20 @@ def _print_tflite_report(report):
     )
     if report.argmax_agreement is not None:
         print(f"argmax agreement with Keras: {report.argmax_agreement:.1%}")
+    if report.padding is not None:
+        print(
+            f"padding: {report.padding.describe()}; callers drop padded "
+            "steps (the fused LSTM has no mask input)"
+        )
     if report.tflite_micro_ready:
-        print("TFLite Micro: runnable")
+        if importlib.util.find_spec("tflite_micro") is None:
+            # Only the file's ops were read; no interpreter was built.
+            print(
+                "TFLite Micro: no blocking op found (tflite-micro not "
+                "installed, so the interpreter was not built)"
+            )
+        else:
+            print("TFLite Micro: runnable")
     for reason in report.tflite_micro_blockers:
         print(f"TFLite Micro: not runnable: {reason}")
 

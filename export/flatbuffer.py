@@ -267,6 +267,34 @@ def operators(content: bytes) -> tuple[Operator, ...]:
     return tuple(result)
 
 
+def metadata(content: bytes) -> dict[str, bytes]:
+    """The file's metadata entries (`Model.metadata`), name to buffer.
+
+    Args:
+        content: The file's bytes.
+
+    Returns:
+        A dict from entry name to its buffer's bytes (empty for entries
+        whose buffer holds nothing).
+    """
+    model = _root(content)
+    entries = {}
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        buffer = model.Buffers(entry.Buffer())
+        data = buffer.DataAsNumpy() if buffer.DataLength() else b""
+        entries[entry.Name().decode()] = bytes(data)
+    return entries
+
+
+def padding(content: bytes):
+    """The `contract.Padding` a file from a masked model records, or None."""
+    from keras_lstm.export import contract
+
+    data = metadata(content).get(contract.PADDING_METADATA)
+    return None if data is None else contract.Padding.decode(data)
+
+
 def float_weight_lstm_ops(content: bytes) -> tuple[int, ...]:
     """Fused LSTM ops that store their gate weights in float32.
 
@@ -335,10 +363,12 @@ __all__ = [
     "graph_inputs",
     "graph_outputs",
     "is_constant",
+    "metadata",
     "object_op_names",
     "op_names",
     "opcode_name",
     "operators",
+    "padding",
     "subgraph_count",
     "unpack",
 ]

@@ -34,11 +34,39 @@ import keras
 import tensorflow as tf
 
 import keras_lstm
-from keras_lstm import recurrence
+from keras_lstm import recurrence, tf_sequence
+from keras_lstm.export import masking, substitutes
 from keras_lstm.layers import lowering
 
 _TANH = (keras.activations.tanh, tf.tanh, tf.math.tanh, tf.nn.tanh)
 _SIGMOID = (keras.activations.sigmoid, tf.sigmoid, tf.math.sigmoid)
+
+
+def require_tensorflow_backend(api: str) -> None:
+    """Raises unless Keras runs on TensorFlow, saying what to run instead.
+
+    Export traces the model into a TensorFlow graph for TFLite's converter
+    (or a SavedModel), which needs Keras's TensorFlow backend; the backend
+    is fixed per process when Keras is imported. The `keras-lstm` command
+    always runs its own process on TensorFlow, so a `.keras` file trained
+    on JAX or PyTorch exports through it whatever `KERAS_BACKEND` says.
+
+    Args:
+        api: The public function called, for the message.
+
+    Raises:
+        RuntimeError: on another backend.
+    """
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise RuntimeError(
+            f"{api} needs Keras's TensorFlow backend, and this process runs "
+            f"{backend!r} (KERAS_BACKEND). Save the model "
+            "(model.save('model.keras')) and run `keras-lstm export "
+            "model.keras out.tflite` (it runs TensorFlow in its own "
+            "process), or call it from a process started with "
+            "KERAS_BACKEND=tensorflow."
+        )
 
 
 def fused_lstm_function(*, go_backwards: bool = False):
@@ -46,7 +74,7 @@ def fused_lstm_function(*, go_backwards: bool = False):
 
     Each call returns a new function with its own `lstm_<uuid>` name, so
     every layer gets its own fused op. In TensorFlow the body runs
-    `keras_lstm.recurrence.lstm_sequence`, the same gate math as the layer,
+    `keras_lstm.tf_sequence.lstm_sequence`, the same gate math as the layer,
     with `tanh` and `sigmoid`, the only activations the fused op has.
 
     Args:
@@ -62,7 +90,7 @@ def fused_lstm_function(*, go_backwards: bool = False):
     go_backwards = bool(go_backwards)
 
     def lstm(inputs, init_h, init_c, kernel, recurrent_kernel, bias):
-        last_output, outputs, h, c = recurrence.lstm_sequence(
+        last_output, outputs, h, c = tf_sequence.lstm_sequence(
             inputs,
             init_h,
             init_c,
@@ -96,7 +124,9 @@ def _refuse(layer, problem, fix):
     )
 
 
-def check_lstm_layer(layer, *, streaming: bool = False) -> None:
+def check_lstm_layer(
+    layer, *, streaming: bool = False, explicit_state: bool = False
+) -> None:
     """Raises if `layer` has a configuration the fused op cannot express.
 
     Args:
@@ -104,6 +134,9 @@ def check_lstm_layer(layer, *, streaming: bool = False) -> None:
             `keras.layers.RNN` around an LSTM cell).
         streaming: Whether the export is a single-frame streaming model,
             which cannot run backwards.
+        explicit_state: Whether the export may lower the layer with its
+            state as explicit tensors (`StateLowering`), which allows
+            `return_state=True`.
 
     Raises:
         ValueError: explaining what to change.
@@ -128,11 +161,11 @@ def check_lstm_layer(layer, *, streaming: bool = False) -> None:
         _refuse(
             layer,
             "stateful=True",
-            "Export the model with stateful=False and to_tflite(..., "
-            "streaming=True): the file then keeps the state between calls "
-            "in the op's variable tensors.",
+            "Lower stateless_model(model) instead; to_tflite does, and "
+            "writes a streaming file (streaming=True) that keeps the state "
+            "between calls in the op's variable tensors.",
         )
-    if layer.return_state:
+    if layer.return_state and not explicit_state:
         _refuse(
             layer,
             "return_state=True; the converter fuses only when the outputs "
@@ -173,7 +206,9 @@ def _check_initial_state(layer, initial_state):
             )
 
 
-def _check_call(layer, sequences, initial_state, mask, training):
+def _check_call(
+    layer, sequences, initial_state, mask, training, *, any_state=False
+):
     if mask is not None:
         _refuse(
             layer,
@@ -195,7 +230,8 @@ def _check_call(layer, sequences, initial_state, mask, training):
         )
     if sequences.dtype != tf.float32:
         _refuse(layer, f"its input is {sequences.dtype.name}", "Use float32.")
-    _check_initial_state(layer, initial_state)
+    if not any_state:
+        _check_initial_state(layer, initial_state)
 
 
 def _weights(cell):
@@ -230,7 +266,28 @@ def fused_sequence(layer, sequences, initial_state, mask, training):
     last_output, outputs, h, c, _ = fn(
         sequences, init_h, init_c, *_weights(layer.cell)
     )
+    # The function's TensorArray loop leaves the time dimension unknown.
+    # Layers after it read the static shape: TimeDistributed, given time
+    # None, takes its vectorized path and traces a single step (issue 11).
+    outputs.set_shape((shape[0], sequences.shape[1], layer.units))
     return last_output, outputs, [h, c]
+
+
+def without_mask(sequence_fn):
+    """`sequence_fn` with the mask dropped: for masked models only.
+
+    Keras 3 records a mask's computation as operations of the functional
+    graph and passes it to each LSTM call, so the rebuilt model still
+    hands the LSTMs the mask of the model's input. A masked model's file
+    is only ever run on the valid steps of each sequence
+    (`keras_lstm.export.masking`), on which the mask is all true; the
+    LSTM drops it, and `fused_sequence` still refuses any other mask.
+    """
+
+    def call(layer, sequences, initial_state, mask, training):
+        return sequence_fn(layer, sequences, initial_state, None, training)
+
+    return call
 
 
 @contextlib.contextmanager
@@ -291,6 +348,71 @@ class ExternalStateStep:
         return gates.h, gates.h[:, None, :], [gates.h, gates.c]
 
 
+def _is_zero_state(initial_state):
+    for state in initial_state:
+        value = tf.get_static_value(state)
+        if value is None or value.any():
+            return False
+    return True
+
+
+class StateLowering:
+    """`sequence_fn` for models whose LSTM state crosses the file boundary.
+
+    An encoder with `return_state=True` outputs its last `h` and `c`; a
+    decoder step model takes `h` and `c` as inputs (`initial_state`). The
+    fused op can do neither: it keeps its state in variable tensors that
+    start at zero, and the converter fuses only when `h` and `c` are not
+    consumed (TF#62775). So each LSTM call is lowered
+
+    - to the fused op (`fused_sequence`) when it starts from a zero state
+      and does not return its state;
+    - else unrolled over its fixed number of steps, each step
+      `keras_lstm.recurrence.lstm_step` (the layer's gate math), which
+      TFLite writes with builtin ops (FULLY_CONNECTED, LOGISTIC, TANH, MUL,
+      ADD) and no WHILE. The weights are shared by every step, so the file
+      grows by operators, not by weights.
+
+    Attributes:
+        fused: LSTM calls lowered to the fused op.
+        unrolled: LSTM calls unrolled, with their step counts.
+    """
+
+    def __init__(self):
+        self.fused = 0
+        self.unrolled = []
+
+    def __call__(self, layer, sequences, initial_state, mask, training):
+        check_lstm_layer(layer, explicit_state=True)
+        _check_call(
+            layer, sequences, initial_state, mask, training, any_state=True
+        )
+        if not layer.return_state and _is_zero_state(initial_state):
+            self.fused += 1
+            return fused_sequence(layer, sequences, [], mask, training)
+        steps = sequences.shape[1]
+        if steps is None:
+            _refuse(
+                layer,
+                "its time dimension is not fixed",
+                "Pass timesteps= to the export.",
+            )
+        self.unrolled.append(steps)
+        kernel, recurrent_kernel, bias = _weights(layer.cell)
+        projected = recurrence.project_inputs(sequences, kernel, bias)
+        h, c = (tf.convert_to_tensor(s, tf.float32) for s in initial_state)
+        order = range(steps - 1, -1, -1) if layer.go_backwards else range(steps)
+        outputs = []
+        for t in order:
+            gates = recurrence.lstm_step(
+                projected[:, t, :], h, c, recurrent_kernel, tf.tanh, tf.sigmoid
+            )
+            h, c = gates.h, gates.c
+            outputs.append(h)
+        # Outputs in processing order, as Keras's RNN returns them.
+        return h, tf.stack(outputs, axis=1), [h, c]
+
+
 # ---------------------------------------------------------------------------
 # Rebuilding a model with keras_lstm.LSTM layers and a fixed input shape.
 
@@ -325,12 +447,16 @@ def iter_layers(model):
         yield from iter_layers(layer)
 
 
-def check_model(model: keras.Model, *, streaming: bool = False) -> list:
+def check_model(
+    model: keras.Model, *, streaming: bool = False, explicit_state: bool = False
+) -> list:
     """Raises if `model` holds a layer the fused export cannot express.
 
     Args:
         model: A Keras model.
         streaming: Whether the export is a single-frame streaming model.
+        explicit_state: Whether LSTM states may be explicit tensors
+            (`StateLowering`).
 
     Returns:
         The list of LSTM layers found (a `Bidirectional` counts two).
@@ -341,7 +467,9 @@ def check_model(model: keras.Model, *, streaming: bool = False) -> list:
     found = []
     for layer in iter_layers(model):
         if is_lstm_layer(layer):
-            check_lstm_layer(layer, streaming=streaming)
+            check_lstm_layer(
+                layer, streaming=streaming, explicit_state=explicit_state
+            )
             found.append(layer)
         elif isinstance(layer, keras.layers.RNN):
             raise ValueError(
@@ -349,14 +477,6 @@ def check_model(model: keras.Model, *, streaming: bool = False) -> list:
                 f"{type(layer.cell).__name__}; only LSTM layers (keras_lstm."
                 "LSTM, keras.layers.LSTM, keras.layers.RNN(LSTMCell)) lower "
                 "to builtin TFLite ops. Replace it by an LSTM."
-            )
-        elif isinstance(layer, keras.layers.Masking) or getattr(
-            layer, "mask_zero", False
-        ):
-            raise ValueError(
-                f"Layer {layer.name!r} produces a mask; TFLite's fused LSTM "
-                "has no mask input (TF#49936). Remove it (or set "
-                "mask_zero=False) and pad sequences to the file's length."
             )
         elif streaming and isinstance(layer, keras.layers.Bidirectional):
             raise ValueError(
@@ -392,7 +512,11 @@ def _lstm_from(layer):
 
 
 def export_model(
-    model: keras.Model, *, batch_size: int, timesteps: int
+    model: keras.Model,
+    *,
+    batch_size: int,
+    timesteps: int | None = None,
+    input_shapes: list | None = None,
 ) -> keras.Model:
     """Rebuilds `model` with `keras_lstm.LSTM` layers and a fixed input.
 
@@ -403,10 +527,18 @@ def export_model(
     whose `inner_loop` is the lowering seam. Other layers are cloned from
     their config. The original model is not modified.
 
+    A masked model loses its mask (`Masking` becomes the identity,
+    `Embedding(mask_zero=True)` a plain lookup); callers drop the padded
+    steps instead (`keras_lstm.export.masking`). A token model's copy takes
+    int32 ids `(batch_size, timesteps)`.
+
     Args:
-        model: A built Keras model with one input `(batch, time, features)`.
+        model: A built Keras model with one input `(batch, time, features)`,
+            or `(batch, time)` token ids read by an Embedding.
         batch_size: The file's fixed batch size.
         timesteps: The file's fixed sequence length (1 for streaming).
+        input_shapes: Instead of `timesteps`, for a model with several
+            inputs: each input's shape without the batch axis, fixed.
 
     Returns:
         A `keras.Model`.
@@ -415,7 +547,10 @@ def export_model(
         ValueError: if the model is subclassed or a layer cannot be cloned.
     """
     require_graph_model(model)
-    features = model.inputs[0].shape[-1]
+    # (features,) for float sequences, () for token ids (int32 in the file
+    # whatever the Keras input's dtype: the Embedding casts to int32).
+    step_shape = tuple(model.inputs[0].shape[2:])
+    dtype = "int32" if not step_shape else model.inputs[0].dtype
     pairs = []
 
     def clone(layer):
@@ -430,22 +565,33 @@ def export_model(
             pairs.append((layer.forward_layer, new.forward_layer))
             pairs.append((layer.backward_layer, new.backward_layer))
             return new
-        new = _lstm_or_clone(layer)
-        pairs.append((layer, new))
+        new = substitutes.substitute(layer) or _lstm_or_clone(layer)
+        # Keras 3 records a mask's computation (Embedding's NotEqual) as an
+        # operation of the functional graph; operations hold no weights.
+        if isinstance(layer, keras.layers.Layer):
+            pairs.append((layer, new))
         return new
 
-    inputs = keras.Input(
-        batch_shape=(batch_size, timesteps, features),
-        dtype=model.inputs[0].dtype,
-    )
+    if input_shapes is None:
+        inputs = keras.Input(
+            batch_shape=(batch_size, timesteps, *step_shape), dtype=dtype
+        )
+    else:
+        inputs = [
+            keras.Input(batch_shape=(batch_size, *shape), dtype=tensor.dtype)
+            for shape, tensor in zip(input_shapes, model.inputs, strict=True)
+        ]
+        # clone_model wants the structure of model.input.
+        inputs = inputs if len(inputs) > 1 else inputs[0]
     try:
         copy = keras.models.clone_model(
             model, input_tensors=inputs, clone_function=clone, recursive=True
         )
     except (ValueError, TypeError, NotImplementedError) as error:
         raise ValueError(
-            f"Could not rebuild model {model.name!r} with input shape "
-            f"{(batch_size, timesteps, features)} for export: {error}"
+            f"Could not rebuild model {model.name!r} with input shape(s) "
+            f"{[tuple(i.shape) for i in keras.tree.flatten(inputs)]} for "
+            f"export: {error}"
         ) from error
     for old, new in pairs:
         new.set_weights(old.get_weights())
@@ -458,9 +604,71 @@ def export_model(
     return copy
 
 
+def stateful_layers(model: keras.Model) -> list:
+    """The recurrent layers of `model` with `stateful=True`."""
+    return [
+        layer
+        for layer in iter_layers(model)
+        if getattr(layer, "stateful", False) is True
+    ]
+
+
+def stateless_model(model: keras.Model) -> keras.Model:
+    """A copy of a stateful `model` with `stateful=False` layers.
+
+    Same layer classes and weights, and an input of any batch size and
+    length `(None, None, features)`. Run on a whole sequence it gives what
+    the stateful model gives, after `reset_states()`, fed the sequence in
+    chunks: a stateful layer carries its state from chunk to chunk as the
+    stateless one does from step to step. `model` and its states are not
+    touched.
+
+    Args:
+        model: A Sequential or Functional model with one input
+            `(batch, time, features)`.
+
+    Returns:
+        A `keras.Model`.
+
+    Raises:
+        ValueError: if a layer cannot be cloned from its config.
+    """
+    require_graph_model(model)
+    pairs = []
+
+    def clone(layer):
+        config = layer.get_config()
+        if getattr(layer, "stateful", False) is True:
+            config["stateful"] = False
+        try:
+            new = layer.__class__.from_config(config)
+        except Exception as error:  # Layers raise anything from from_config.
+            raise ValueError(
+                f"Could not clone layer {layer.name!r} "
+                f"({type(layer).__name__}) from its config for export: "
+                f"{error}. Give it a complete get_config()."
+            ) from error
+        pairs.append((layer, new))
+        return new
+
+    inputs = keras.Input(
+        shape=(None, *model.inputs[0].shape[2:]), dtype=model.inputs[0].dtype
+    )
+    copy = keras.models.clone_model(
+        model, input_tensors=inputs, clone_function=clone, recursive=True
+    )
+    for old, new in pairs:
+        new.set_weights(old.get_weights())
+    return copy
+
+
 def _lstm_or_clone(layer):
     if is_lstm_layer(layer):
         return _lstm_from(layer)
+    if isinstance(layer, keras.layers.Embedding):
+        return TokenLookup.from_embedding(layer)
+    if masking.is_mask_layer(layer):
+        return _without_mask(layer)
     try:
         return layer.__class__.from_config(layer.get_config())
     except Exception as error:  # Layers raise anything from from_config.
@@ -469,6 +677,67 @@ def _lstm_or_clone(layer):
             f"({type(layer).__name__}) from its config for export: {error}. "
             "Give it a complete get_config()."
         ) from error
+
+
+def _without_mask(layer):
+    """`Masking` as the identity: the fused LSTM has no mask input.
+
+    Its zeroing of padded steps is moot: callers drop them (see
+    `keras_lstm.export.masking`).
+    """
+    return keras.layers.Identity(name=layer.name)
+
+
+class TokenLookup(keras.layers.Layer):
+    """`keras.layers.Embedding` for export: one builtin GATHER, no mask.
+
+    Keras's TensorFlow `take` first maps negative ids with LESS, ADD and
+    SELECT, and TFLite Micro has no SELECT kernel; ids are checked to lie in
+    `[0, input_dim)` before they reach the file
+    (`keras_lstm.export.inputs`), where the plain gather gives the same
+    rows. The mask (`mask_zero=True`) is dropped: callers drop padded steps
+    (`keras_lstm.export.masking`).
+
+    Args:
+        input_dim: Vocabulary size.
+        output_dim: Embedding width.
+    """
+
+    def __init__(self, input_dim, output_dim, **kwargs):
+        super().__init__(**kwargs)
+        self.input_dim = int(input_dim)
+        self.output_dim = int(output_dim)
+
+    @classmethod
+    def from_embedding(cls, layer):
+        """A lookup with `layer`'s name and table shape (weights follow)."""
+        if getattr(layer, "quantization_mode", None) or getattr(
+            layer, "lora_enabled", False
+        ):
+            raise ValueError(
+                f"Embedding {layer.name!r} is quantized or has LoRA weights; "
+                "export the float table (merge LoRA weights first) and "
+                "let to_tflite quantize it."
+            )
+        return cls(layer.input_dim, layer.output_dim, name=layer.name)
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight(
+            shape=(self.input_dim, self.output_dim), name="embeddings"
+        )
+
+    def call(self, inputs):
+        return tf.gather(self.embeddings, tf.cast(inputs, tf.int32))
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape, self.output_dim)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "input_dim": self.input_dim,
+            "output_dim": self.output_dim,
+        }
 
 
 def require_graph_model(model) -> None:

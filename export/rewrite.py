@@ -95,6 +95,31 @@ def _pack(model) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
+def with_metadata(content: bytes, name: str, data: bytes) -> bytes:
+    """The file with metadata entry `name` set to `data` (`Model.metadata`).
+
+    Runtimes ignore entries they do not know; `to_tflite` records the
+    padding convention of a masked model this way
+    (`contract.PADDING_METADATA`), read back by `flatbuffer.metadata`.
+    """
+    schema = _compat.tflite_schema()
+    model = flatbuffer.unpack(content)
+    buffer = schema.BufferT()
+    buffer.data = list(data)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = name
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = [
+        m for m in (model.metadata or []) if _name(m.name) != name
+    ] + [entry]
+    return _pack(model)
+
+
+def _name(value):
+    return value.decode() if isinstance(value, bytes) else value
+
+
 # ---------------------------------------------------------------------------
 # Integer LSTM repair.
 

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_lstm.export import files
+from keras_lstm.export import files, lowering
 
 SIGNATURE_KEY = "serving_default"
 
@@ -93,6 +93,7 @@ def to_saved_model(model, path, *, overwrite=False):
         FileExistsError: if `path` exists and `overwrite` is `False`, or it
             exists but is not a SavedModel directory.
     """
+    lowering.require_tensorflow_backend("to_saved_model")
     _check_model(model)
     path = _check_path(path, overwrite)
 

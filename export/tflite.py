@@ -36,6 +36,7 @@ from keras_lstm.export import (
     contract,
     files,
     flatbuffer,
+    inputs,
     lowering,
     qat,
     rewrite,
@@ -93,6 +94,12 @@ class TFLiteReport:
         tflite_micro_blockers: Why TFLite Micro cannot run the file (the
             op or kernel, and what to do), empty if it can
             (`runners.tflite_micro_blockers`).
+        input_kind: `InputKind.SEQUENCES` (float) or `InputKind.TOKENS`
+            (int32 token ids read by an Embedding, `keras_lstm.export.
+            inputs`).
+        padding: For a masked model, the padding convention the file
+            records (`contract.Padding`): callers drop padded steps
+            (`keras_lstm.export.masking`); `None` otherwise.
     """
 
     path: str
@@ -115,6 +122,8 @@ class TFLiteReport:
     output_range: float
     argmax_agreement: float | None
     tflite_micro_blockers: tuple[str, ...]
+    input_kind: inputs.InputKind = inputs.InputKind.SEQUENCES
+    padding: contract.Padding | None = None
 
     @property
     def tflite_micro_ready(self) -> bool:
@@ -182,67 +191,6 @@ def _check_path(path):
     return path
 
 
-def _model_input(model):
-    if not isinstance(model, keras.Model):
-        raise TypeError(
-            "Received an invalid value for argument `model`: expected a "
-            f"keras.Model, got {type(model).__name__}."
-        )
-    lowering.require_graph_model(model)
-    try:
-        inputs, outputs = model.inputs, model.outputs
-    except (AttributeError, ValueError) as error:
-        raise ValueError(
-            f"Model {model.name!r} is not built. Build it with an input "
-            "shape (keras.Input) before exporting."
-        ) from error
-    if len(inputs) != 1 or len(outputs) != 1:
-        raise ValueError(
-            f"Model {model.name!r} has {len(inputs)} inputs and "
-            f"{len(outputs)} outputs; to_tflite exports models with one "
-            "input (batch, time, features) and one output. Wrap the part "
-            "to export in a model of its own."
-        )
-    shape = tuple(inputs[0].shape)
-    if len(shape) != 3 or shape[2] is None:
-        raise ValueError(
-            f"Model {model.name!r} has input shape {shape}; to_tflite needs "
-            "(batch, time, features) with a known number of features."
-        )
-    if inputs[0].dtype != "float32":
-        raise ValueError(
-            f"Model {model.name!r} has a {inputs[0].dtype} input; to_tflite "
-            "needs float32 sequences."
-        )
-    return shape
-
-
-def _sequences(name, data, features):
-    """`data` as float32 `(n, timesteps, features)`; bool and int cast."""
-    if data is None:
-        return None
-    try:
-        array = np.asarray(data, dtype=np.float32)
-    except (TypeError, ValueError) as error:
-        raise TypeError(
-            f"Received an invalid value for argument `{name}`: expected a "
-            f"float array (num_sequences, timesteps, {features}), got "
-            f"{type(data).__name__}."
-        ) from error
-    if array.ndim != 3 or array.shape[2] != features or 0 in array.shape:
-        raise ValueError(
-            f"Received an invalid value for argument `{name}`: expected "
-            f"shape (num_sequences, timesteps, {features}), got "
-            f"{array.shape}."
-        )
-    if not np.isfinite(array).all():
-        raise ValueError(
-            f"Received an invalid value for argument `{name}`: it holds NaN "
-            "or infinite values."
-        )
-    return array
-
-
 def _resolve_timesteps(model_steps, timesteps, arrays, streaming):
     """(file timesteps, check timesteps); `arrays` maps names to data."""
     if model_steps is not None and timesteps not in (None, model_steps):
@@ -291,6 +239,36 @@ def _check_tolerance(tolerance):
     return float(tolerance)
 
 
+def _stateful_as_streaming(model, streaming):
+    """(model, streaming): a stateful model exports as a streaming file.
+
+    A `stateful=True` layer carries its state from one call to the next,
+    as the streaming file's variable tensors do from frame to frame. The
+    export lowers a stateless copy (same weights; `lowering.stateless_model`)
+    and checks the file against it on whole sequences, which is what the
+    stateful model gives on them, fed in chunks after `reset_states()`.
+    Without `streaming=True` the file would start each call from a zero
+    state, which is not what the stateful model does: streaming is
+    implied, with a warning.
+    """
+    if not isinstance(model, keras.Model) or not lowering.is_graph_model(model):
+        return model, streaming  # _model_input says what is wrong.
+    stateful = lowering.stateful_layers(model)
+    if not stateful:
+        return model, streaming
+    if not streaming:
+        names = ", ".join(repr(layer.name) for layer in stateful)
+        warnings.warn(
+            f"Model {model.name!r} has stateful layers ({names}): exporting "
+            "a streaming file (streaming=True), one frame per invocation, "
+            "whose LSTM state persists between invocations as the stateful "
+            "layers' does between calls; reset it where you would call "
+            "reset_states(). Pass streaming=True to silence this warning.",
+            stacklevel=4,
+        )
+    return lowering.stateless_model(model), True
+
+
 @dataclasses.dataclass(frozen=True)
 class _Plan:
     """Every argument, checked, and what follows from them."""
@@ -299,7 +277,7 @@ class _Plan:
     model: keras.Model
     quantization: Quantization
     batch_size: int
-    features: int
+    input: inputs.ModelInput
     file_steps: int
     check_steps: int
     streaming: bool
@@ -330,6 +308,7 @@ def _plan(
     streaming = _flag("streaming", streaming)
     external_state = _flag("external_state", external_state)
     tolerance = _check_tolerance(tolerance)
+    model, streaming = _stateful_as_streaming(model, streaming)
     if progress is not None and not callable(progress):
         raise TypeError(
             "Received an invalid value for argument `progress`: expected a "
@@ -360,19 +339,18 @@ def _plan(
                 "keras_lstm.export.to_keras3(qat_model) for a float file."
             )
         model = qat.to_keras3(model)
-    shape = _model_input(model)
-    features = shape[2]
-    data = _sequences("representative_data", representative_data, features)
-    check = _sequences("check_data", check_data, features)
+    model_input = inputs.describe(model)
+    data = inputs.data("representative_data", representative_data, model_input)
+    check = inputs.data("check_data", check_data, model_input)
     if data is None and quantization.needs_representative_data:
         raise ValueError(
             f"quantization={quantization.value!r} needs "
-            "`representative_data`: a float array (num_sequences, "
-            f"timesteps, {features}) of typical inputs (a few hundred "
-            "training sequences) to calibrate activation ranges."
+            f"`representative_data`: {model_input.expected()} of typical "
+            "inputs (a few hundred training sequences) to calibrate "
+            "activation ranges."
         )
     file_steps, check_steps = _resolve_timesteps(
-        shape[1],
+        model_input.timesteps,
         timesteps,
         {"representative_data": data, "check_data": check},
         streaming,
@@ -386,7 +364,7 @@ def _plan(
         model=model,
         quantization=quantization,
         batch_size=batch_size,
-        features=features,
+        input=model_input,
         file_steps=file_steps,
         check_steps=check_steps,
         streaming=streaming,
@@ -411,17 +389,21 @@ class _CountingLowering:
         return lowering.fused_sequence(*args)
 
 
-def _trace(export, *, batch_size, timesteps, features, streaming, external):
+def _trace(export, *, batch_size, timesteps, model_input, streaming, external):
     """The concrete function to convert, and the expected fused-op count."""
+    # A masked model's LSTMs run on valid steps only: they drop the mask.
+    seam = lowering.without_mask if model_input.padding else (lambda f: f)
     data_name = contract.FRAME if streaming else contract.SEQUENCES
     data_spec = tf.TensorSpec(
-        (batch_size, timesteps, features), tf.float32, name=data_name
+        (batch_size, timesteps, *model_input.step_shape),
+        model_input.dtype,
+        name=data_name,
     )
     if not external:
         counter = _CountingLowering()
 
         def serve(x):
-            with lowering_scope(counter):
+            with lowering_scope(seam(counter)):
                 return {contract.OUTPUT: export(x, training=False)}
 
         function = tf.function(serve, input_signature=[data_spec])
@@ -429,7 +411,7 @@ def _trace(export, *, batch_size, timesteps, features, streaming, external):
 
     # First pass: which LSTM layers run, in which order, with which units.
     discovery = lowering.ExternalStateStep()
-    with lowering_scope(discovery):
+    with lowering_scope(seam(discovery)):
         tf.function(lambda x: export(x, training=False)).get_concrete_function(
             data_spec
         )
@@ -443,7 +425,7 @@ def _trace(export, *, batch_size, timesteps, features, streaming, external):
     def serve_step(frame, *states):
         pairs = list(zip(states[0::2], states[1::2], strict=True))
         step = lowering.ExternalStateStep(pairs)
-        with lowering_scope(step):
+        with lowering_scope(seam(step)):
             results = {contract.OUTPUT: export(frame, training=False)}
         for index, (h, c) in enumerate(step.new_states):
             h_name, c_name = contract.state_names(index)[1]
@@ -476,6 +458,7 @@ def _convert(export, function, concrete, plan, progress):
                 streaming=plan.streaming,
                 reset=reset,
                 progress=progress,
+                padding=plan.input.padding,
             )
         configure_converter(converter, plan.quantization, dataset)
         try:
@@ -567,6 +550,30 @@ def _check_fixed_shapes(content):
                 )
 
 
+def _record_padding(content, padding):
+    """A masked model's file records its padding convention (metadata)."""
+    if padding is None:
+        return content
+    return rewrite.with_metadata(
+        content, contract.PADDING_METADATA, padding.encode()
+    )
+
+
+def _check_set(plan):
+    """The held-out check data, or generated data that fits the input."""
+    if plan.split.check is None:
+        return inputs.generated(
+            plan.input, batch_size=plan.batch_size, timesteps=plan.check_steps
+        )
+    return verification.check_sequences(
+        plan.split.check,
+        plan.split.check_name,
+        batch_size=plan.batch_size,
+        timesteps=plan.check_steps,
+        features=plan.input.features,
+    )
+
+
 # ---------------------------------------------------------------------------
 
 
@@ -601,33 +608,64 @@ def to_tflite(
     (`reset_all_variables()` in Python, `ResetVariableTensors()` in C++ /
     Android, `reset()` in TFLite Micro); `load_tflite` does it for you.
 
+    Token models: a model whose `(batch, time)` input feeds a
+    `keras.layers.Embedding` gives a file that takes int32 token ids
+    `(batch, time)` (`(batch, 1)` when streaming); the lookup is a builtin
+    GATHER, and integer modes quantize the table, not the ids.
+
+    Masked models (`keras.layers.Masking` or `Embedding(mask_zero=True)` on
+    the input): the file has no mask (the fused op has none); it records
+    the padding convention (`TFLiteReport.padding`) and its callers drop
+    the padded steps, as `load_tflite(...).predict` does, which returns
+    Keras's masked outputs for right- and left-padded sequences
+    (`keras_lstm.export.masking` says what is refused, and why).
+
+    Models with several inputs or outputs, or with an LSTM that returns
+    its state (keras.io's seq2seq encoder `sequence -> [h, c]` and decoder
+    step model `[token, h, c] -> [probs, h, c]`), export in float modes
+    ("none", "float16", "dynamic") through `keras_lstm.export.multi_io`:
+    an LSTM that takes or returns its state is unrolled into builtin ops
+    over its fixed steps, the others stay fused; inputs keep the Keras
+    inputs' names and outputs are `output_<i>` in Keras's order.
+
     Args:
         model: A built Sequential or Functional Keras model with one float32
-            input `(batch, time, features)` and one output, or a QAT model
-            from `keras_lstm.export.quantize_model` (integer modes only).
+            input `(batch, time, features)` or one `(batch, time)` token-id
+            input read by an Embedding, and one output (stateful layers
+            export as a streaming file, see `streaming`), or a QAT model
+            from `keras_lstm.export.quantize_model` (integer modes only), or
+            a model with several float32 inputs and outputs (see above;
+            then `representative_data`/`check_data` are lists of arrays,
+            one per input, or dicts by input name, and `timesteps` may be a
+            dict from input name to length).
         path: Where to write the `.tflite` file. Its directory must exist;
             an existing file is replaced only on success.
         quantization: A `Quantization` or its value: `"none"`, `"float16"`,
             `"dynamic"`, `"int8"` or `"int16x8"`. Default: `"none"`.
         representative_data: Array `(num_sequences, timesteps,
-            features)` of typical inputs (cast to float32). Required for
-            `"int8"` and `"int16x8"`: calibration, each sequence from a zero
-            LSTM state. Without `check_data`, a seeded random 20 %
-            (`calibration.HOLDOUT_SHARE`) is held out of calibration to
-            verify the file; in float modes, nothing is calibrated and all
-            of it verifies the file. Default: `None`.
+            features)` of typical inputs (cast to float32), or integer
+            token ids `(num_sequences, timesteps)` for a token model.
+            Required for `"int8"` and `"int16x8"`: calibration, each
+            sequence from a zero LSTM state. Without `check_data`, a
+            seeded random 20 % (`calibration.HOLDOUT_SHARE`) is held out
+            of calibration to verify the file; in float modes, nothing is
+            calibrated and all of it verifies the file. Default: `None`.
         check_data: Held-out sequences, shaped like `representative_data`,
             to verify the file on (at most
             `verification.CHECK_LIMIT`). Default: `None`: held out of
             `representative_data`, or, without any data, random-normal
-            sequences (the report says which).
+            sequences or random token ids, padded on both sides for a
+            masked model (the report says which).
         batch_size: The file's fixed batch size. Default: `1`.
         timesteps: The file's sequence length, needed when the model's time
             dimension is `None`. With `streaming=True`, the length of the
             check sequences. Default: `None`.
         streaming: Write a single-frame model `(batch_size, 1, features)`
             whose LSTM state persists between invocations, so T calls give
-            the Keras output on a T-step sequence. Default: `False`.
+            the Keras output on a T-step sequence. A model with
+            `stateful=True` layers always exports so (implied with a
+            warning when `False`): the file keeps the state between calls
+            as the layers do. Default: `False`.
         external_state: With `streaming=True`, keep the state as explicit
             inputs `h_i`, `c_i` and outputs `h_i_out`, `c_i_out` (one step
             in FULLY_CONNECTED, LOGISTIC, TANH, MUL and ADD), for runtimes
@@ -651,6 +689,27 @@ def to_tflite(
             or is farther from Keras than `tolerance` on the check
             sequences.
     """
+    # Several inputs or outputs, or LSTM state at the boundary (an encoder
+    # with return_state, a decoder step model): the same stages, with the
+    # state lowered explicitly. Imported here: multi_io builds on this
+    # module's stages.
+    from keras_lstm.export import multi_io
+
+    lowering.require_tensorflow_backend("to_tflite")
+    if not qat.is_qat_model(model) and multi_io.applies(model):
+        return multi_io.to_tflite(
+            model,
+            path,
+            quantization=quantization,
+            representative_data=representative_data,
+            check_data=check_data,
+            batch_size=batch_size,
+            timesteps=timesteps,
+            streaming=streaming,
+            external_state=external_state,
+            tolerance=tolerance,
+            progress=progress,
+        )
     plan = _plan(
         model,
         path,
@@ -674,7 +733,7 @@ def to_tflite(
         export,
         batch_size=plan.batch_size,
         timesteps=plan.file_steps,
-        features=plan.features,
+        model_input=plan.input,
         streaming=plan.streaming,
         external=plan.external_state,
     )
@@ -682,6 +741,7 @@ def to_tflite(
     # 3-4. Convert, calibrating from zero states; rewrite.
     content = _convert(export, function, concrete, plan, progress)
     content = _rewrite(content, quantization)
+    content = _record_padding(content, plan.input.padding)
 
     # 5. What the file holds.
     ops, fused = _check_content(
@@ -690,13 +750,7 @@ def to_tflite(
     _warn_unquantized(content, quantization, fused)
 
     # 6-7. Verify on held-out sequences, then move the file into place.
-    check, check_name = verification.check_sequences(
-        plan.split.check,
-        plan.split.check_name,
-        batch_size=plan.batch_size,
-        timesteps=plan.check_steps,
-        features=plan.features,
-    )
+    check, check_name = _check_set(plan)
     expected = verification.keras_predict(plan.model, check)
     with files.staged_file(plan.path) as temp:
         temp.write_bytes(content)
@@ -742,6 +796,8 @@ def to_tflite(
         output_range=checked.output_range,
         argmax_agreement=checked.argmax_agreement,
         tflite_micro_blockers=runners.tflite_micro_blockers(content),
+        input_kind=plan.input.kind,
+        padding=plan.input.padding,
     )
     logger.info(
         "Wrote %s (%d bytes, %s): max abs error %.3g <= %.3g on %s.",

@@ -2,7 +2,7 @@
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from keras_lstm import recurrence
 from keras_lstm.layers import LSTMCell
@@ -70,11 +70,13 @@ def gate_activations(layer, inputs, initial_state=None):
         inputs = inputs[:, ::-1, :]
     batch = inputs.shape[0]
     if initial_state is None:
-        h = tf.zeros((batch, cell.units))
-        c = tf.zeros((batch, cell.units))
+        h = ops.zeros((batch, cell.units))
+        c = ops.zeros((batch, cell.units))
     else:
-        h, c = (tf.convert_to_tensor(s, tf.float32) for s in initial_state)
-    projected = recurrence.project_inputs(tf.constant(inputs), cell.kernel)
+        h, c = (ops.convert_to_tensor(s, "float32") for s in initial_state)
+    projected = recurrence.project_inputs(
+        ops.convert_to_tensor(inputs), cell.kernel
+    )
     steps = []
     for t in range(inputs.shape[1]):
         gates = recurrence.lstm_step(
@@ -90,7 +92,7 @@ def gate_activations(layer, inputs, initial_state=None):
         steps.append(gates)
     return recurrence.LSTMGates(
         *(
-            np.stack([np.asarray(step[k]) for step in steps], axis=1)
+            np.stack([ops.convert_to_numpy(step[k]) for step in steps], axis=1)
             if steps
             else np.zeros((batch, 0, cell.units), "float32")
             for k in range(len(recurrence.LSTMGates._fields))

@@ -1,8 +1,11 @@
 """`LSTMCell` and `LSTM`: Keras 3 layers with the four gates written out.
 
 Both are drop-in replacements for `keras.layers.LSTMCell` and
-`keras.layers.LSTM` (TensorFlow backend): same arguments, same weights in the
-same layout, same numbers. The gate math lives in `keras_lstm.recurrence`.
+`keras.layers.LSTM` on every Keras backend (TensorFlow, JAX, PyTorch): same
+arguments, same weights in the same layout, same numbers. The gate math
+lives in `keras_lstm.recurrence`, written in `keras.ops`; backend-specific
+fast paths (`tf_sequence`, `torch_sequence`, the backends' cuDNN kernels)
+are imported only on their backend, behind `LSTM.inner_loop`.
 """
 
 import contextlib
@@ -11,25 +14,7 @@ import numbers
 
 import keras
 
-from keras_lstm import recurrence
-
-
-def _dropout_rnn_cell_base():
-    # keras.layers.RNN prepares one dropout mask per sequence, and clears it
-    # afterwards, only for cells that are `DropoutRNNCell`s (rnn.py,
-    # `_maybe_config_dropout_masks`). The class is not public, so take it from
-    # the public `keras.layers.LSTMCell` rather than importing `keras.src`.
-    for klass in keras.layers.LSTMCell.__mro__:
-        if klass.__name__ == "DropoutRNNCell":
-            return klass
-    raise ImportError(
-        "keras_lstm needs `keras.layers.LSTMCell` to derive from Keras's "
-        f"DropoutRNNCell, which Keras {keras.__version__} no longer does. "
-        "Install keras 3.15.x (see pyproject.toml)."
-    )
-
-
-_DropoutRNNCell = _dropout_rnn_cell_base()
+from keras_lstm import _compat, recurrence
 
 
 def _check_units(units):
@@ -61,6 +46,26 @@ def _check_rate(name, value):
     return float(value)
 
 
+def _check_implementation(implementation):
+    if isinstance(implementation, bool) or implementation not in (1, 2):
+        raise ValueError(
+            "Received an invalid value for argument `implementation`, "
+            f"expected 1 or 2, got {implementation!r}. 2 (the default) "
+            "computes the four gates in one product; 1 in four, as Keras "
+            "does once `recurrent_dropout` is on."
+        )
+    return implementation
+
+
+def _as_float(inputs, dtype):
+    """Integer or boolean inputs cast to `dtype`, as Keras takes them."""
+    if keras.backend.is_float_dtype(
+        keras.backend.standardize_dtype(inputs.dtype)
+    ):
+        return inputs
+    return keras.ops.cast(inputs, dtype)
+
+
 def _get_activation(name, identifier):
     try:
         return keras.activations.get(identifier)
@@ -73,7 +78,7 @@ def _get_activation(name, identifier):
 
 
 @keras.saving.register_keras_serializable(package="keras_lstm")
-class LSTMCell(keras.layers.Layer, _DropoutRNNCell):
+class LSTMCell(keras.layers.Layer, _compat.DropoutRNNCell):
     """Long short-term memory cell (Hochreiter & Schmidhuber, 1997).
 
     One step of the LSTM, with its four gates written out. For an input
@@ -121,9 +126,15 @@ class LSTMCell(keras.layers.Layer, _DropoutRNNCell):
         recurrent_dropout: Float in [0, 1). Fraction of `h_{t-1}` to drop,
             with one mask per gate for the whole sequence. Default: `0.0`.
         seed: Random seed for dropout. Default: `None`.
+        implementation: Keyword only, 1 or 2, as in Keras. 2 computes the
+            gates from one product per step and draws one input-dropout
+            mask; 1 computes each gate from its own product, with its own
+            masks. Keras, and so this cell, switches to 1 whenever
+            `recurrent_dropout > 0`. Default: `2`.
 
     Call arguments:
-        inputs: A 2D tensor `(batch, features)`.
+        inputs: A 2D tensor `(batch, features)`; integer inputs are cast
+            to the compute dtype.
         states: A list `[h_{t-1}, c_{t-1}]`, each `(batch, units)`.
         training: Python boolean; dropout is applied only when `True`.
 
@@ -159,6 +170,7 @@ class LSTMCell(keras.layers.Layer, _DropoutRNNCell):
         units = _check_units(units)
         dropout = _check_rate("dropout", dropout)
         recurrent_dropout = _check_rate("recurrent_dropout", recurrent_dropout)
+        implementation = _check_implementation(kwargs.pop("implementation", 2))
         super().__init__(**kwargs)
         self.units = units
         self.activation = _get_activation("activation", activation)
@@ -182,9 +194,11 @@ class LSTMCell(keras.layers.Layer, _DropoutRNNCell):
         self.bias_constraint = keras.constraints.get(bias_constraint)
         self.dropout = dropout
         self.recurrent_dropout = recurrent_dropout
-        # Keras draws one mask per gate once recurrent dropout is on
-        # (its `implementation=1`); the same draws keep results identical.
-        if recurrent_dropout > 0:
+        # Keras switches to `implementation=1` once recurrent dropout is on,
+        # and then draws one mask per gate; the same draws and the same
+        # per-gate products keep results identical.
+        self.implementation = 1 if recurrent_dropout > 0 else implementation
+        if self.implementation == 1:
             self.dropout_mask_count = 4
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed=seed)
@@ -259,8 +273,12 @@ class LSTMCell(keras.layers.Layer, _DropoutRNNCell):
                 f"shape {tuple(inputs.shape)}."
             )
         self.check_feature_size(inputs.shape[-1])
+        inputs = _as_float(inputs, self.compute_dtype)
         h_prev, c_prev = states[0], states[1]
-        input_mask = recurrent_masks = None
+        # Implementation 1 computes gate by gate: a list of 4 masks, `None`
+        # where there is no dropout.
+        per_gate = self.implementation == 1
+        input_mask = recurrent_masks = [None] * 4 if per_gate else None
         if training and self.dropout > 0:
             input_mask = self.get_dropout_mask(inputs)
         if training and self.recurrent_dropout > 0:
@@ -327,6 +345,7 @@ class LSTMCell(keras.layers.Layer, _DropoutRNNCell):
             "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout,
             "seed": self.seed,
+            "implementation": self.implementation,
         }
         return {**super().get_config(), **config}
 
@@ -359,6 +378,8 @@ class SequencePath:
 
     GENERIC = "generic"
     PARALLEL = "parallel"
+    CUDNN = "cudnn"
+    TORCH_FUSED = "torch_fused"
     LOWERED = "lowered"
 
 
@@ -385,18 +406,28 @@ class LSTM(keras.layers.RNN):
         c_t  = f_t ⊙ c_{t-1} + i_t ⊙ c̃_t
         h_t  = o_t ⊙ tanh(c_t)
 
-    It takes the arguments of `keras.layers.LSTM` (but `use_cudnn`), has the
-    same weights and gives the same numbers.
+    It takes the arguments of `keras.layers.LSTM`, has the same weights and
+    gives the same numbers, on TensorFlow, JAX and PyTorch.
 
-    Its `inner_loop` routes each call (`sequence_path()`):
+    Its `inner_loop` routes each call (`sequence_path()`), fastest first:
 
-    - `"parallel"` (the fast path): `recurrence.lstm_sequence`, the function
-      that `keras_lstm.export` fuses into TFLite's LSTM, with `h_{t-1} U`
-      computed as four gate products that run side by side. On 2 CPU cores
-      at B=64, T=100, F=32, U=128 it trains 1.3x and infers 1.6x faster than
-      `keras.layers.LSTM` (`benchmarks/speed.py`).
+    - `"cudnn"`: on a GPU, the backend's cuDNN kernel, through the seam
+      `keras.layers.LSTM` uses (the backend's `lstm(...)`), under Keras's
+      conditions: `use_cudnn` `"auto"` or `True`, `tanh` / `sigmoid`, a
+      bias, no `unroll`, no `recurrent_dropout`, and no mask on JAX or
+      PyTorch.
+    - `"parallel"` (TensorFlow, CPU): `tf_sequence.lstm_sequence`, the
+      function that `keras_lstm.export` fuses into TFLite's LSTM, with
+      `h_{t-1} U` computed as four gate products that run side by side. On
+      2 CPU cores at B=64, T=100, F=32, U=128 it trains 1.3x and infers
+      1.6x faster than `keras.layers.LSTM` (`benchmarks/speed.py`).
+    - `"torch_fused"` (PyTorch, no cuDNN): PyTorch's fused LSTM kernel
+      (`torch_sequence`), for `tanh` / `sigmoid` and `implementation=2`,
+      where Keras's own torch path is a Python loop.
     - `"generic"`: `keras.layers.RNN`'s loop over `LSTMCell`, for masks,
-      `unroll=True`, dropout while training, and fewer than 96 units.
+      `unroll=True`, dropout while training (TensorFlow), other
+      activations, fewer than 96 units on TensorFlow, and JAX on a CPU
+      (where `keras.layers.LSTM` runs the same loop).
     - `"lowered"`: TFLite's fused LSTM, while `keras_lstm.export` exports.
 
     Every path gives `keras.layers.LSTM`'s numbers within float32 rounding.
@@ -438,9 +469,16 @@ class LSTM(keras.layers.RNN):
         stateful: Boolean. Carry the last state of each sample into the next
             batch; needs a fixed batch size. Default: `False`.
         unroll: Boolean. Unroll the loop in the graph. Default: `False`.
+        use_cudnn: `"auto"`, `True` or `False`, as in Keras. `"auto"` uses
+            the backend's cuDNN kernel where it applies and falls back
+            otherwise; `True` raises `ValueError` at call time where it does
+            not apply; `False` never uses it. Default: `"auto"`.
+        implementation: Keyword only, 1 or 2, as in `LSTMCell`.
+            Default: `2`.
 
     Call arguments:
-        inputs: A 3D tensor `(batch, timesteps, features)`.
+        inputs: A 3D tensor `(batch, timesteps, features)`; integer inputs
+            are cast to the compute dtype.
         mask: Optional boolean tensor `(batch, timesteps)`; `False` skips a
             step.
         training: Python boolean; dropout is applied only when `True`.
@@ -478,13 +516,14 @@ class LSTM(keras.layers.RNN):
         go_backwards=False,
         stateful=False,
         unroll=False,
+        use_cudnn="auto",
         **kwargs,
     ):
-        if "use_cudnn" in kwargs:
-            raise TypeError(
-                "keras_lstm.LSTM has no argument `use_cudnn`: it always runs "
-                "its own kernels. Remove the argument, or use "
-                "keras.layers.LSTM for cuDNN."
+        # `is` for the booleans: 1 == True, but 1 is not a valid value.
+        if not (use_cudnn == "auto" or use_cudnn is True or use_cudnn is False):
+            raise ValueError(
+                "Received an invalid value for argument `use_cudnn`, "
+                f"expected one of 'auto', True, False, got {use_cudnn!r}."
             )
         cell = LSTMCell(
             units,
@@ -507,6 +546,7 @@ class LSTM(keras.layers.RNN):
             dtype=kwargs.get("dtype"),
             trainable=kwargs.get("trainable", True),
             name="lstm_cell",
+            implementation=kwargs.pop("implementation", 2),
         )
         super().__init__(
             cell,
@@ -518,6 +558,22 @@ class LSTM(keras.layers.RNN):
             activity_regularizer=activity_regularizer,
             **kwargs,
         )
+        # Read live at every call, so that Bidirectional can copy it, as it
+        # does for keras.layers.LSTM.
+        self.use_cudnn = use_cudnn
+        # cuDNN ops are not XLA-compatible: Keras turns jit off for such a
+        # layer on TensorFlow, and so do we.
+        if (
+            keras.backend.backend() == "tensorflow"
+            and use_cudnn in ("auto", True)
+            and _compat.cudnn_ok(
+                cell.activation,
+                cell.recurrent_activation,
+                self.unroll,
+                cell.use_bias,
+            )
+        ):
+            self.supports_jit = False
 
     def build(self, sequences_shape, initial_state_shape=None):
         if len(sequences_shape) != 3:
@@ -541,6 +597,7 @@ class LSTM(keras.layers.RNN):
                 f"features), got shape {tuple(sequences.shape)}."
             )
         self.cell.check_feature_size(sequences.shape[-1])
+        sequences = _as_float(sequences, self.compute_dtype)
         if initial_state is not None:
             self._check_initial_state(initial_state, sequences.shape[0])
         return super().call(
@@ -573,48 +630,144 @@ class LSTM(keras.layers.RNN):
     def sequence_path(self, mask=None, training=False):
         """Which implementation runs for this call: a `SequencePath` value.
 
+        The rules, in order:
+
         - `"lowered"` while `keras_lstm.export` lowers the layer to TFLite's
           fused LSTM (see `lowering`).
-        - `"parallel"`, the fast path: `recurrence.lstm_sequence`, the
-          function that export fuses, with `h_{t-1} U` computed as four
-          gate products that run side by side. It takes every call but
-          those below.
+        - `"cudnn"`, the backend's cuDNN kernel, where `keras.layers.LSTM`
+          would use it: `use_cudnn` is `"auto"` or `True`, no recurrent
+          dropout, the backend's `cudnn_ok` (`tanh` / `sigmoid`, a bias, no
+          `unroll`, a GPU the backend sees), and no `mask` on JAX or
+          PyTorch (TensorFlow's kernel takes right-padded masks). Like
+          Keras, a kernel that still refuses under `"auto"` falls back to
+          the rules below.
         - `"generic"`: `keras.layers.RNN`'s loop over `LSTMCell`, for a
-          `mask` (Keras's masking rules live in that loop), `unroll=True`,
-          dropout or recurrent dropout while training (the cell draws the
-          masks), and layers of fewer than `PARALLEL_MIN_UNITS` units.
+          `mask` (Keras's masking rules live in that loop) or
+          `unroll=True`.
+        - On TensorFlow: `"generic"` for dropout or recurrent dropout while
+          training (the cell draws the masks) and layers of fewer than
+          `PARALLEL_MIN_UNITS` units; `"parallel"`, the fast path,
+          otherwise.
+        - On PyTorch: `"torch_fused"` for `tanh` / `sigmoid` and
+          `implementation=2`; `"generic"` otherwise.
+        - On JAX: `"generic"`, the loop `keras.layers.LSTM` runs on a CPU.
 
-        Both paths give `keras.layers.LSTM`'s numbers within float32
-        rounding (`tests/test_layers.py` holds both to the same tolerances).
+        Every path gives `keras.layers.LSTM`'s numbers within float32
+        rounding (`tests/test_layers.py` holds each to the same
+        tolerances).
         """
+        return self._route(mask, training, try_cudnn=True)
+
+    def _cudnn_applies(self, mask, training):
+        cell = self.cell
+        if self.use_cudnn not in ("auto", True) or cell.recurrent_dropout:
+            return False
+        if training and cell.dropout and cell.implementation == 1:
+            # Keras would broadcast a list of 4 masks; one mask per gate is
+            # not something a fused kernel takes.
+            return False
+        if mask is not None and keras.backend.backend() != "tensorflow":
+            return False
+        return _compat.cudnn_ok(
+            cell.activation,
+            cell.recurrent_activation,
+            self.unroll,
+            cell.use_bias,
+        )
+
+    def _route(self, mask, training, try_cudnn):
         if _LOWERING.get() is not None:
             return SequencePath.LOWERED
+        if try_cudnn and self._cudnn_applies(mask, training):
+            return SequencePath.CUDNN
         if mask is not None or self.unroll:
             return SequencePath.GENERIC
-        if training and (self.dropout > 0 or self.recurrent_dropout > 0):
-            return SequencePath.GENERIC
-        if self.units < PARALLEL_MIN_UNITS:
-            return SequencePath.GENERIC
-        return SequencePath.PARALLEL
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
+            if training and (self.dropout > 0 or self.recurrent_dropout > 0):
+                return SequencePath.GENERIC
+            if self.units < PARALLEL_MIN_UNITS:
+                return SequencePath.GENERIC
+            return SequencePath.PARALLEL
+        if backend == "torch":
+            from keras_lstm import torch_sequence
+
+            if self.cell.implementation == 2 and torch_sequence.supports(
+                self.activation, self.recurrent_activation
+            ):
+                return SequencePath.TORCH_FUSED
+        return SequencePath.GENERIC
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if keras.tree.is_nested(mask):
             mask = mask[0]
-        path = self.sequence_path(mask=mask, training=training)
+        path = self._route(mask, training, try_cudnn=True)
+        if path == SequencePath.CUDNN:
+            try:
+                return self._backend_sequence(
+                    sequences, initial_state, mask, training
+                )
+            except NotImplementedError:
+                # As keras.layers.LSTM: "auto" falls back.
+                path = self._route(mask, training, try_cudnn=False)
+        if self.use_cudnn is True and path != SequencePath.CUDNN:
+            raise ValueError(
+                "Received use_cudnn=True, but cuDNN does not apply to this "
+                f"call on the {keras.backend.backend()} backend (it would "
+                f"run the {path!r} path): it needs a GPU, tanh and sigmoid "
+                "activations, a bias, no unroll, no recurrent_dropout, and "
+                "no mask on JAX or PyTorch. Pass use_cudnn='auto' to fall "
+                "back."
+            )
         if path == SequencePath.LOWERED:
             return _LOWERING.get()(
                 self, sequences, initial_state, mask, training
             )
         if path == SequencePath.PARALLEL:
             return self._parallel_sequence(sequences, initial_state)
+        if path == SequencePath.TORCH_FUSED:
+            return self._torch_sequence(sequences, initial_state, training)
         return super().inner_loop(
             sequences, initial_state, mask=mask, training=training
         )
 
+    def _dropped_out(self, sequences, training):
+        # One input mask for the whole sequence, drawn by the cell, as
+        # keras.layers.LSTM does before its backend kernel.
+        if not (training and self.dropout):
+            return sequences
+        mask = self.cell.get_dropout_mask(sequences[:, 0, :])
+        mask = keras.ops.broadcast_to(
+            keras.ops.expand_dims(mask, axis=1), keras.ops.shape(sequences)
+        )
+        return sequences * mask
+
+    def _backend_sequence(self, sequences, initial_state, mask, training):
+        cell = self.cell
+        out = _compat.backend_lstm(
+            self._dropped_out(sequences, training),
+            initial_state[0],
+            initial_state[1],
+            mask,
+            kernel=cell.kernel,
+            recurrent_kernel=cell.recurrent_kernel,
+            bias=cell.bias,
+            activation=cell.activation,
+            recurrent_activation=cell.recurrent_activation,
+            return_sequences=self.return_sequences,
+            go_backwards=self.go_backwards,
+            unroll=self.unroll,
+        )
+        if keras.backend.backend() == "tensorflow":
+            self.supports_jit = False
+        return out
+
     def _parallel_sequence(self, sequences, initial_state):
+        from keras_lstm import tf_sequence
+
         cell = self.cell
         bias = keras.ops.convert_to_tensor(cell.bias) if cell.use_bias else None
-        last_output, outputs, h, c = recurrence.lstm_sequence(
+        last_output, outputs, h, c = tf_sequence.lstm_sequence(
             sequences,
             initial_state[0],
             initial_state[1],
@@ -626,6 +779,22 @@ class LSTM(keras.layers.RNN):
             go_backwards=self.go_backwards,
             return_sequences=self.return_sequences,
             parallel_gates=True,
+        )
+        return last_output, outputs, [h, c]
+
+    def _torch_sequence(self, sequences, initial_state, training):
+        from keras_lstm import torch_sequence
+
+        cell = self.cell
+        last_output, outputs, h, c = torch_sequence.lstm_sequence(
+            self._dropped_out(sequences, training),
+            initial_state[0],
+            initial_state[1],
+            cell.kernel,
+            cell.recurrent_kernel,
+            bias=cell.bias,
+            go_backwards=self.go_backwards,
+            return_sequences=self.return_sequences,
         )
         return last_output, outputs, [h, c]
 
@@ -680,6 +849,8 @@ class LSTM(keras.layers.RNN):
         config["activity_regularizer"] = keras.regularizers.serialize(
             self.activity_regularizer
         )
+        config["use_cudnn"] = self.use_cudnn
+        config["implementation"] = self.cell.implementation
         base_config = super().get_config()
         del base_config["cell"]
         return {**base_config, **config}

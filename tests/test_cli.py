@@ -147,6 +147,10 @@ USER_ERRORS = {
         + ["--streaming"],
         "--streaming applies to --format tflite only",
     ),
+    "c-source-out-with-suffix": (
+        ["export", "model.keras", "kws.tflite", "--format", "c"],
+        "is the path without suffix for --format c",
+    ),
     "out-exists": (
         ["export", "model.keras", "taken.tflite"],
         "already exists; pass --overwrite",
@@ -193,6 +197,15 @@ def test_calibration_of_bool_or_int_is_cast_to_float32(dtype, tmp_path):
     np.testing.assert_array_equal(loaded, array.astype(np.float32))
 
 
+def test_calibration_of_int_ids_stays_token_ids(tmp_path):
+    # (num_sequences, timesteps) integers: token ids for an Embedding model.
+    ids = (np.arange(16 * TIMESTEPS) % 7).reshape(16, TIMESTEPS)
+    np.save(tmp_path / "ids.npy", ids)
+    loaded = cli._load_sequences(str(tmp_path / "ids.npy"), "--calibration")
+    assert loaded.dtype.kind == "i"
+    np.testing.assert_array_equal(loaded, ids)
+
+
 def _raise(error):
     def fail(*args, **kwargs):
         raise error
@@ -229,6 +242,27 @@ def test_export_checks_on_check_data(files, tmp_path, capsys, monkeypatch):
     assert "check_data (5 sequences)" in captured.out
     assert "argmax agreement with Keras: " in captured.out
     assert "TFLite Micro: runnable" in captured.out
+
+
+@pytest.mark.slow
+def test_export_c_source(files, tmp_path, capsys, monkeypatch):
+    # The C++ itself is compiled in tests/test_c_source.py; this checks the
+    # CLI writes the pair, and only the pair, from the checked file.
+    monkeypatch.chdir(files)
+    stem = tmp_path / "kws"
+    assert cli.main(["export", "model.keras", str(stem), "--format", "c"]) == 0
+    captured = capsys.readouterr()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kws.cc", "kws.h"]
+    assert f"wrote {stem}.h and {stem}.cc (array kws_model[" in captured.out
+    assert "TFLite Micro: runnable" in captured.out
+    assert (
+        "alignas(16) const unsigned char kws_model[]"
+        in (tmp_path / "kws.cc").read_text()
+    )
+    # Existing files are kept unless --overwrite.
+    code = cli.main(["export", "model.keras", str(stem), "--format", "c"])
+    assert code == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -424,3 +458,72 @@ def test_inspect_reports_ops_tensors_arena_and_vela(
     assert re.search(r"output +output \(1, 2\) int8 scale=\S+", out)
     assert re.search(r"TFLite Micro arena: \d+ bytes", out), out
     assert "Vela (ethos-u55-128): 0 CPU operators" in out, out
+
+
+_TRAIN_ON_JAX = """
+import keras, numpy as np, keras_lstm
+assert keras.backend.backend() == "jax"
+keras.utils.set_random_seed(0)
+rng = np.random.default_rng(0)
+x = rng.normal(size=(64, 8, 3)).astype("float32")
+y = (x[:, :, 0].sum(axis=1) > 0).astype("int32")
+inputs = keras.Input((8, 3))
+outputs = keras.layers.Dense(2, activation="softmax")(
+    keras_lstm.LSTM(8)(inputs)
+)
+model = keras.Model(inputs, outputs)
+model.compile("adam", "sparse_categorical_crossentropy")
+model.fit(x, y, epochs=2, verbose=0)
+model.save("jax_model.keras")
+np.save("jax_calib.npy", x)
+try:
+    from keras_lstm.export import to_tflite
+
+    to_tflite(model, "api.tflite")
+except RuntimeError as error:
+    print("REFUSED:", error)
+"""
+
+
+@pytest.mark.slow
+def test_model_trained_on_jax_exports_int8_while_the_shell_says_jax(
+    console_script, tmp_path
+):
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"},
+        "KERAS_BACKEND": "jax",
+    }
+    trained = subprocess.run(
+        [str(VENV_BIN / "python"), "-c", _TRAIN_ON_JAX],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    # The Python API cannot trace a JAX process's model for TFLite: it says
+    # what to run instead, and writes nothing.
+    assert "REFUSED: to_tflite needs Keras's TensorFlow backend" in (
+        trained.stdout
+    ), trained.stdout
+    assert "keras-lstm export model.keras out.tflite" in trained.stdout
+    assert not (tmp_path / "api.tflite").exists()
+
+    out = tmp_path / "jax_int8.tflite"
+    result = _run(
+        console_script,
+        "export",
+        "jax_model.keras",
+        out,
+        "--quantization",
+        "int8",
+        "--calibration",
+        "jax_calib.npy",
+        cwd=tmp_path,
+        env={"KERAS_BACKEND": "jax"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in result.stdout
+    assert "quantization int8" in result.stdout
+    assert load_tflite(out).inputs[0].dtype == "int8"

@@ -1,66 +1,70 @@
-"""Every private reach-in of `keras_lstm.export._compat`, pinned.
+"""`keras_lstm._compat` against the Keras it was written for.
 
-These fail first when a new TensorFlow or Keras moves an internal: the fix
-then belongs in `_compat` alone.
+Every reach into Keras internals goes through `_compat`; these tests pin
+each one to Keras 3.15 and fail first when a Keras upgrade moves them.
 """
+
+import pathlib
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from keras_lstm.export import _compat
+import keras_lstm
+from keras_lstm import _compat
 
-
-def test_supported_versions_are_the_installed_ones():
-    installed = {"tensorflow": tf.__version__, "keras": keras.__version__}
-    for package, version in installed.items():
-        assert version.startswith(_compat.SUPPORTED[package]), (
-            package,
-            version,
-            _compat.SUPPORTED[package],
-        )
+PACKAGE = pathlib.Path(keras_lstm.__file__).parent
 
 
-def test_tflite_schema_reads_a_model():
-    schema = _compat.tflite_schema()
-    for name in ("Model", "BuiltinOperator", "TensorType", "ModelT"):
-        assert hasattr(schema, name), name
+def test_keras_is_a_supported_version():
+    assert _compat.SUPPORTED_KERAS == ("3.15",)
+    assert _compat.keras_minor_version() in _compat.SUPPORTED_KERAS, (
+        f"keras {keras.__version__}: re-check keras_lstm/_compat.py"
+    )
 
 
-def test_calibration_resets_patches_the_calibrator_and_restores_it():
-    from tensorflow.lite.python.optimize import calibrator
+def test_no_private_keras_import_outside_compat():
+    offenders = [
+        path.name
+        for path in PACKAGE.glob("*.py")
+        if path.name != "_compat.py" and "keras.src" in path.read_text()
+    ]
+    assert not offenders, f"keras.src used outside _compat: {offenders}"
 
-    original = calibrator.Calibrator._feed_tensors
-    with _compat.calibration_resets() as reset:
-        assert calibrator.Calibrator._feed_tensors is not original
-        reset()  # no calibration under way: nothing to reset, no error
-    assert calibrator.Calibrator._feed_tensors is original
+
+def test_dropout_rnn_cell_is_the_class_rnn_configures_masks_for():
+    from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
+
+    assert _compat.DropoutRNNCell is DropoutRNNCell
+    assert issubclass(keras_lstm.LSTMCell, DropoutRNNCell)
 
 
-def test_calibration_resets_zero_the_state_between_samples():
-    # The calibrator's own loop, with a recorder for its C++ wrapper: each
-    # reset() re-runs Prepare(), which resets the variable tensors. The
-    # effect on a real LSTM is tested in test_calibration.py.
-    from tensorflow.lite.python.optimize import calibrator
+def test_backend_lstm_is_the_function_keras_lstm_calls(monkeypatch):
+    # keras.layers.LSTM.inner_loop calls keras.src.backend.lstm; a spy there
+    # must see Keras's call and ours, with the same arguments.
+    import keras.src.backend as keras_backend
 
-    fed = []
+    seen = []
 
-    class Recorder:
-        def Prepare(self, *args):  # noqa: N802 (the wrapper's name)
-            fed.append("prepare")
+    def spy(*args, **kwargs):
+        seen.append(sorted(kwargs))
+        raise NotImplementedError("spy")
 
-        def FeedTensor(self, *args):  # noqa: N802
-            fed.append("feed")
+    monkeypatch.setattr(keras_backend, "lstm", spy)
+    monkeypatch.setattr(_compat, "cudnn_ok", lambda *a, **k: True)
+    x = np.ones((2, 4, 3), "float32")
+    keras.layers.LSTM(5)(x)
+    keras_lstm.LSTM(5)(x)
+    assert len(seen) == 2 and seen[0] == seen[1], seen
 
-    instance = calibrator.Calibrator.__new__(calibrator.Calibrator)
-    instance._calibrator = Recorder()
-    with _compat.calibration_resets() as reset:
 
-        def samples():
-            for _ in range(3):
-                reset()
-                yield [np.zeros((1, 1), np.float32)]
+def test_cudnn_ok_takes_kerass_arguments():
+    import keras.src.backend as keras_backend
 
-        instance._feed_tensors(samples, resize_input=False)
-    # The calibrator prepares once by itself; each reset prepares again.
-    assert fed == ["prepare", "prepare", "feed"] + ["prepare", "feed"] * 2
+    args = (keras.activations.tanh, keras.activations.sigmoid, False)
+    assert _compat.cudnn_ok(*args, use_bias=True) == bool(
+        keras_backend.cudnn_ok(*args, use_bias=True)
+    )
+    # A relu never goes to cuDNN, on any backend or device.
+    assert not _compat.cudnn_ok(
+        keras.activations.relu, keras.activations.sigmoid, False, True
+    )

@@ -1,5 +1,10 @@
 """`LSTMCell` and `LSTM` against `keras.layers.LSTM`, the reference.
 
+Backend-agnostic: `make test` runs this module under TensorFlow and JAX
+(`KERAS_BACKEND`), `make test-torch` under PyTorch; the reference is
+`keras.layers.LSTM` on the same backend, and the tolerances are the same on
+every backend.
+
 Tolerances (float32):
 - forward: max abs error <= 1e-6, the issue's budget. Both sides do the same
   float32 operations in the same order, so today the error is 0; the budget
@@ -10,19 +15,24 @@ Tolerances (float32):
 - training: 20 Adam steps give losses equal within 1e-4 relative.
 """
 
+import importlib.util
 import inspect
 import itertools
 
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from backends import BACKEND, outputs_and_gradients, to_numpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import keras_lstm
-from keras_lstm import recurrence
+from keras_lstm import _compat
 from keras_lstm.layers import SequencePath
+
+tensorflow_only = pytest.mark.skipif(
+    BACKEND != "tensorflow", reason="TensorFlow's fast path"
+)
 
 FORWARD_ATOL = 1e-6
 GRADIENT_RTOL = 1e-5
@@ -33,10 +43,30 @@ BATCH = 4
 
 
 # "layer" is `keras_lstm.LSTM` as routed by its rules (units below
-# PARALLEL_MIN_UNITS run the generic loop); "parallel" is the same layer with
-# every call that the fast path can take sent there (see
+# PARALLEL_MIN_UNITS run the generic loop); "parallel" (TensorFlow only) is
+# the same layer with every call that the fast path can take sent there (see
 # `_route_all_to_parallel`); "cell" is `RNN(keras_lstm.LSTMCell)`.
-KINDS = ["layer", "parallel", "cell"]
+KINDS = (
+    ["layer", "parallel", "cell"]
+    if BACKEND == "tensorflow"
+    else ["layer", "cell"]
+)
+
+
+def _expected_path(kind, units, **kwargs):
+    """The route `keras_lstm.LSTM` should take for a plain call."""
+    if _compat.cudnn_ok(
+        keras.activations.tanh, keras.activations.sigmoid, False, True
+    ):
+        return SequencePath.CUDNN
+    if BACKEND == "tensorflow":
+        fast = (
+            kind == "parallel" or units >= keras_lstm.layers.PARALLEL_MIN_UNITS
+        )
+        return SequencePath.PARALLEL if fast else SequencePath.GENERIC
+    if BACKEND == "torch":
+        return SequencePath.TORCH_FUSED
+    return SequencePath.GENERIC
 
 
 @pytest.fixture(autouse=True)
@@ -52,7 +82,13 @@ def _ours(kind, units, **kwargs):
     """Our layer, as `keras_lstm.LSTM` or `RNN(keras_lstm.LSTMCell)`."""
     if kind in ("layer", "parallel"):
         return keras_lstm.LSTM(units, **kwargs)
-    cell_keys = ("dropout", "recurrent_dropout", "seed", "use_bias")
+    cell_keys = (
+        "dropout",
+        "recurrent_dropout",
+        "seed",
+        "use_bias",
+        "implementation",
+    )
     cell_kwargs = {k: kwargs.pop(k) for k in cell_keys if k in kwargs}
     return keras.layers.RNN(keras_lstm.LSTMCell(units, **cell_kwargs), **kwargs)
 
@@ -70,12 +106,19 @@ def _fixed_weights(layer, rng, scale=0.5):
     ]
 
 
-def _pair(kind, units, x, rng, **kwargs):
-    """Builds the reference and ours on `x` with identical fixed weights."""
+def _pair(kind, units, x, rng, call=True, **kwargs):
+    """Builds the reference and ours on `x` with identical fixed weights.
+
+    With `call=False` the layers are built without a first call: on JAX a
+    call compiles the loop, and the gradient tests compile their own.
+    """
     reference = keras.layers.LSTM(units, **kwargs)
     ours = _ours(kind, units, **kwargs)
-    reference(x)
-    ours(x)
+    for layer in (reference, ours):
+        if call:
+            layer(x)
+        else:
+            layer.build(x.shape)
     weights = _fixed_weights(reference, rng)
     reference.set_weights(weights)
     ours.set_weights(weights)
@@ -96,16 +139,7 @@ def _assert_close_forward(ours, reference, what="output"):
 
 
 def _outputs_and_gradients(layer, x, probes, **call_kwargs):
-    x = tf.constant(x)
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        outputs = keras.tree.flatten(layer(x, **call_kwargs))
-        loss = sum(
-            tf.reduce_sum(out * probe)
-            for out, probe in zip(outputs, probes, strict=True)
-        )
-    grads = tape.gradient(loss, [x] + [w.value for w in layer.weights])
-    return outputs, grads
+    return outputs_and_gradients(layer, x, probes, **call_kwargs)
 
 
 def _assert_close_gradients(mine, ref):
@@ -120,11 +154,14 @@ def _assert_close_gradients(mine, ref):
         )
 
 
+# On JAX and PyTorch each case compiles its loop twice (about 2 s a case on
+# 2 cores), so there the grid keeps its corners, units {1, 64} x T {1, 50},
+# with every combination of the flags; TensorFlow runs it whole.
 GRID = list(
     itertools.product(
         KINDS,
-        [1, 7, 64],  # units
-        [1, 5, 50],  # timesteps
+        [1, 7, 64] if BACKEND == "tensorflow" else [1, 64],  # units
+        [1, 5, 50] if BACKEND == "tensorflow" else [1, 50],  # timesteps
         [False, True],  # return_sequences
         [False, True],  # return_state
         [False, True],  # go_backwards
@@ -147,21 +184,17 @@ def test_parity_grid(
         return_sequences=return_sequences,
         return_state=return_state,
         go_backwards=go_backwards,
+        call=False,
     )
-    probes = [
-        rng.standard_normal(np.shape(o)).astype("float32")
-        for o in keras.tree.flatten(reference(x))
-    ]
+    shapes = [(BATCH, timesteps, units) if return_sequences else (BATCH, units)]
+    shapes += [(BATCH, units)] * 2 if return_state else []
+    probes = [rng.standard_normal(shape).astype("float32") for shape in shapes]
     ref_out, ref_grads = _outputs_and_gradients(reference, x, probes)
     our_out, our_grads = _outputs_and_gradients(ours, x, probes)
     _assert_close_forward(our_out, ref_out)
     _assert_close_gradients(our_grads, ref_grads)
     if kind != "cell":
-        min_units = keras_lstm.layers.PARALLEL_MIN_UNITS
-        fast = kind == "parallel" or units >= min_units
-        assert ours.sequence_path() == (
-            SequencePath.PARALLEL if fast else SequencePath.GENERIC
-        )
+        assert ours.sequence_path() == _expected_path(kind, units)
 
 
 # The grid's widths are below PARALLEL_MIN_UNITS, so there the fast path runs
@@ -180,9 +213,11 @@ def test_parity_at_a_routed_width(return_sequences, go_backwards, rng):
         rng,
         return_sequences=return_sequences,
         go_backwards=go_backwards,
+        call=False,
     )
-    assert ours.sequence_path() == SequencePath.PARALLEL
-    probes = [rng.standard_normal(np.shape(reference(x))).astype("float32")]
+    assert ours.sequence_path() == _expected_path("layer", units)
+    shape = (BATCH, 50, units) if return_sequences else (BATCH, units)
+    probes = [rng.standard_normal(shape).astype("float32")]
     ref_out, ref_grads = _outputs_and_gradients(reference, x, probes)
     our_out, our_grads = _outputs_and_gradients(ours, x, probes)
     _assert_close_forward(our_out, ref_out)
@@ -204,10 +239,11 @@ def test_masking_with_padded_rows(kind, via, rng):
             model = keras.Model(inputs, layer(keras.layers.Masking()(inputs)))
             results.append(model(x))
         else:
-            results.append(layer(x, mask=tf.constant(mask)))
+            results.append(layer(x, mask=keras.ops.convert_to_tensor(mask)))
     _assert_close_forward(results[1], results[0], f"masked ({via})")
     # Padded steps carry the last valid output: the mask was honoured.
-    np.testing.assert_array_equal(results[1][2, 1], results[1][2, 0])
+    masked = to_numpy(results[1])
+    np.testing.assert_array_equal(masked[2, 1], masked[2, 0])
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -356,7 +392,9 @@ def test_twenty_adam_steps_match(kind, rng):
     assert losses[0][-1] < 0.8 * losses[0][0], "training did not progress"
 
 
-@settings(max_examples=15, deadline=None)
+# Each example builds and calls three pairs of layers; on JAX and PyTorch
+# each call compiles its loop, so they draw fewer examples than TensorFlow.
+@settings(max_examples=15 if BACKEND == "tensorflow" else 5, deadline=None)
 @given(
     batch=st.integers(1, 5),
     timesteps=st.integers(1, 12),
@@ -374,6 +412,8 @@ def test_property_random_shapes(
     for kind in ("layer", "cell"):
         reference, ours = _pair(kind, units, x, rng, **kwargs)
         _assert_close_forward(ours(x), reference(x), kind)
+    if BACKEND != "tensorflow":
+        return
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(keras_lstm.layers, "PARALLEL_MIN_UNITS", 1)
         reference, ours = _pair("parallel", units, x, rng, **kwargs)
@@ -405,11 +445,11 @@ def test_initial_weights_follow_keras():
     cell = keras_lstm.LSTMCell(3)
     cell.build((None, 2))
     np.testing.assert_array_equal(
-        cell.bias.numpy(), [0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0]
+        to_numpy(cell.bias), [0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0]
     )
     no_forget = keras_lstm.LSTMCell(3, unit_forget_bias=False)
     no_forget.build((None, 2))
-    np.testing.assert_array_equal(no_forget.bias.numpy(), np.zeros(12))
+    np.testing.assert_array_equal(to_numpy(no_forget.bias), np.zeros(12))
     unbiased = keras_lstm.LSTMCell(3, use_bias=False)
     unbiased.build((None, 2))
     assert unbiased.bias is None and len(unbiased.weights) == 2
@@ -421,7 +461,7 @@ def test_cell_state_size_output_size_and_initial_state():
     assert ours.output_size == reference.output_size == 5
     states = ours.get_initial_state(batch_size=3)
     assert [tuple(s.shape) for s in states] == [(3, 5), (3, 5)]
-    assert all(not np.any(s) for s in states)
+    assert all(not np.any(to_numpy(s)) for s in states)
 
 
 def test_cell_single_step_matches_keras(rng):
@@ -438,6 +478,7 @@ def test_cell_single_step_matches_keras(rng):
 
 # Which path runs is a routing rule; each rule is asserted here, with a
 # spy on each path.
+@tensorflow_only
 @pytest.mark.parametrize(
     "units,kwargs,mask,training,expected",
     [
@@ -463,7 +504,9 @@ def test_sequence_path_routing(
     mask = np.ones((2, 4), bool) if mask else None
     assert layer.sequence_path(mask=mask, training=training) == expected
     calls = []
-    generic, parallel = keras.layers.RNN.inner_loop, recurrence.lstm_sequence
+    from keras_lstm import tf_sequence
+
+    generic, parallel = keras.layers.RNN.inner_loop, tf_sequence.lstm_sequence
 
     def spy_generic(self, *args, **kw):
         calls.append(SequencePath.GENERIC)
@@ -475,7 +518,7 @@ def test_sequence_path_routing(
         return parallel(*args, **kw)
 
     monkeypatch.setattr(keras.layers.RNN, "inner_loop", spy_generic)
-    monkeypatch.setattr(recurrence, "lstm_sequence", spy_parallel)
+    monkeypatch.setattr(tf_sequence, "lstm_sequence", spy_parallel)
     layer(x, mask=mask, training=training)
     assert calls == [expected]
 
@@ -495,7 +538,7 @@ def test_lowering_context_routes_and_restores():
         with pytest.raises(NotImplementedError, match="sentinel"):
             layer(x)
     assert seen == [layer]
-    assert layer.sequence_path() == SequencePath.GENERIC
+    assert layer.sequence_path() == _expected_path("layer", 3)
 
 
 def _init_parameters(cls):
@@ -538,7 +581,7 @@ def test_same_arguments_and_defaults_as_keras(ours, reference):
         return {
             name: p.default
             for name, p in inspect.signature(cls.__init__).parameters.items()
-            if name not in ("self", "kwargs", "use_cudnn")
+            if name not in ("self", "kwargs")
         }
 
     assert defaults(ours) == defaults(reference)
@@ -618,9 +661,70 @@ def test_stateful_without_fixed_batch_size():
         )
 
 
-def test_use_cudnn_is_refused_with_advice():
-    with pytest.raises(TypeError, match="use_cudnn.*Remove the argument"):
-        keras_lstm.LSTM(3, use_cudnn=True)
+@pytest.mark.parametrize("use_cudnn", ["auto", False])
+# Same float32 ops on the same weights: the 1e-6 bounds below are float32
+# rounding on outputs of magnitude < 1.
+def test_use_cudnn_auto_and_false_run_our_kernels(use_cudnn, rng):
+    x = rng.normal(size=(2, 5, FEATURES)).astype("float32")
+    layer = keras_lstm.LSTM(3, use_cudnn=use_cudnn)
+    reference = keras.layers.LSTM(3, use_cudnn=use_cudnn)
+    reference.build(x.shape)
+    layer.build(x.shape)
+    layer.set_weights(reference.get_weights())
+    assert layer.use_cudnn == use_cudnn
+    assert layer.get_config()["use_cudnn"] == use_cudnn
+    error = float(np.max(np.abs(layer(x) - reference(x))))
+    assert error <= 1e-6, f"max abs error {error:.3g}"
+
+
+def test_use_cudnn_true_raises_at_call_as_keras_does_without_cudnn(rng):
+    x = rng.normal(size=(2, 5, FEATURES)).astype("float32")
+    layer = keras_lstm.LSTM(3, use_cudnn=True)  # Accepted, as by Keras.
+    with pytest.raises(ValueError, match="use_cudnn=True.*use_cudnn='auto'"):
+        layer(x)
+
+
+@pytest.mark.parametrize("implementation", [1, 2])
+def test_implementation_is_accepted_and_changes_nothing(implementation, rng):
+    x = rng.normal(size=(2, 5, FEATURES)).astype("float32")
+    reference = keras.layers.LSTM(3, implementation=implementation)
+    reference.build(x.shape)
+    layer = keras_lstm.LSTM(3, implementation=implementation)
+    layer.build(x.shape)
+    layer.set_weights(reference.get_weights())
+    assert layer.cell.implementation == implementation
+    assert keras_lstm.LSTMCell(3, implementation=implementation).implementation
+    error = float(np.max(np.abs(layer(x) - reference(x))))
+    assert error <= 1e-6, f"max abs error {error:.3g}"
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int64", "bool"])
+def test_integer_inputs_are_cast_as_keras_does(dtype, rng):
+    x = rng.integers(0, 2, size=(2, 5, FEATURES)).astype(dtype)
+    reference = keras.layers.LSTM(3)
+    reference.build(x.shape)
+    layer = keras_lstm.LSTM(3)
+    layer.build(x.shape)
+    layer.set_weights(reference.get_weights())
+    error = float(np.max(np.abs(layer(x) - reference(x.astype("float32")))))
+    assert error <= 1e-6, f"max abs error {error:.3g}"
+    cell = keras_lstm.LSTMCell(3)
+    h = c = np.zeros((2, 3), "float32")
+    out, _ = cell(x[:, 0], [h, c])
+    assert out.dtype == "float32"
+
+
+@pytest.mark.parametrize("value", ["yes", 1, 0, None])
+def test_bad_use_cudnn(value):
+    with pytest.raises(ValueError, match="argument `use_cudnn`.*'auto'"):
+        keras_lstm.LSTM(3, use_cudnn=value)
+
+
+@pytest.mark.parametrize("cls", [keras_lstm.LSTMCell, keras_lstm.LSTM])
+@pytest.mark.parametrize("value", [0, 3, "2", True])
+def test_bad_implementation(cls, value):
+    with pytest.raises(ValueError, match="argument `implementation`.*1 or 2"):
+        cls(3, implementation=value)
 
 
 # -- serialization ------------------------------------------------------------
@@ -635,7 +739,7 @@ for path in sys.argv[1:]:
     model = keras.saving.load_model(path + ".keras", safe_mode=True)
     x = np.load(path + ".x.npy")
     expected = np.load(path + ".y.npy")
-    got = np.asarray(model(x))
+    got = keras.ops.convert_to_numpy(model(x))
     err = float(np.max(np.abs(got - expected)))
     assert err == 0.0, f"{path}: max abs error {err}"
     print("ok", path)
@@ -680,13 +784,179 @@ def test_save_and_load_in_fresh_process_with_safe_mode(tmp_path, rng):
         stem = str(tmp_path / name)
         model.save(stem + ".keras")
         np.save(stem + ".x.npy", x)
-        np.save(stem + ".y.npy", np.asarray(model(x)))
+        np.save(stem + ".y.npy", to_numpy(model(x)))
         stems.append(stem)
     result = subprocess.run(
         [sys.executable, "-c", _LOAD_IN_FRESH_PROCESS, *stems],
         capture_output=True,
         text=True,
         timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("ok ") == len(stems)
+
+
+# -- Keras's `implementation`, `use_cudnn` and the backends' routes ----------
+
+
+@pytest.mark.parametrize("kind", ["layer", "cell"])
+@pytest.mark.parametrize(
+    "dropout,training", [(0.0, False), (0.3, True), (0.3, False)]
+)
+def test_implementation_1_matches_keras(kind, dropout, training, rng):
+    x = rng.standard_normal((BATCH, 20, FEATURES)).astype("float32")
+    kwargs = dict(
+        implementation=1, dropout=dropout, seed=3, return_sequences=True
+    )
+    # keras.layers.LSTM's "auto" path broadcasts implementation 1's list of
+    # four input masks as if it were one and fails (Keras 3.15), so the
+    # reference takes its own generic loop; ours routes there by itself.
+    reference = keras.layers.LSTM(6, use_cudnn=False, **kwargs)
+    ours = _ours(kind, 6, **kwargs)
+    reference(x)
+    ours(x)
+    weights = _fixed_weights(reference, rng)
+    reference.set_weights(weights)
+    ours.set_weights(weights)
+    assert ours.cell.implementation == reference.cell.implementation == 1
+    probes = [rng.standard_normal((BATCH, 20, 6)).astype("float32")]
+    ref_out, ref_grads = _outputs_and_gradients(
+        reference, x, probes, training=training
+    )
+    our_out, our_grads = _outputs_and_gradients(
+        ours, x, probes, training=training
+    )
+    _assert_close_forward(our_out, ref_out)
+    _assert_close_gradients(our_grads, ref_grads)
+
+
+def test_recurrent_dropout_forces_implementation_1():
+    assert keras_lstm.LSTMCell(3, recurrent_dropout=0.1).implementation == 1
+    assert keras_lstm.LSTMCell(3).implementation == 2
+
+
+@pytest.mark.parametrize("use_cudnn", ["auto", False])
+def test_use_cudnn_auto_or_false_routes_like_keras(use_cudnn, rng):
+    x = rng.standard_normal((BATCH, 5, FEATURES)).astype("float32")
+    reference, ours = _pair("layer", 7, x, rng, use_cudnn=use_cudnn)
+    _assert_close_forward(ours(x), reference(x))
+    expected = _expected_path("layer", 7)
+    if use_cudnn is False and expected == SequencePath.CUDNN:
+        expected = ours._route(None, False, try_cudnn=False)
+    assert ours.sequence_path() == expected
+    assert ours.get_config()["use_cudnn"] == use_cudnn
+
+
+def test_use_cudnn_true_raises_where_cudnn_does_not_apply():
+    # As keras.layers.LSTM: the refusal comes at call time and names the
+    # argument. On a GPU, with a mask on JAX or PyTorch, or a relu.
+    x = np.ones((2, 4, FEATURES), "float32")
+    layer = keras_lstm.LSTM(3, activation="relu", use_cudnn=True)
+    with pytest.raises(ValueError, match="use_cudnn=True.*use_cudnn='auto'"):
+        layer(x)
+    with pytest.raises(ValueError, match="use_cudnn=True"):
+        keras.layers.LSTM(3, activation="relu", use_cudnn=True)(x)
+
+
+@pytest.mark.parametrize("use_cudnn", ["auto", False, True])
+@pytest.mark.parametrize("implementation", [1, 2])
+def test_bidirectional_keeps_use_cudnn_and_implementation(
+    use_cudnn, implementation
+):
+    wrapper = keras.layers.Bidirectional(
+        keras_lstm.LSTM(3, use_cudnn=use_cudnn, implementation=implementation)
+    )
+    for layer in (wrapper.forward_layer, wrapper.backward_layer):
+        assert layer.use_cudnn == use_cudnn
+        assert layer.cell.implementation == implementation
+
+
+# On JAX and PyTorch the routes differ from TensorFlow's; each rule is
+# asserted with a spy on the path it names (CPU: cuDNN never applies).
+@pytest.mark.skipif(
+    BACKEND == "tensorflow", reason="TensorFlow's table is above"
+)
+@pytest.mark.parametrize(
+    "kwargs,mask,training,torch_path",
+    [
+        ({}, None, False, SequencePath.TORCH_FUSED),
+        ({"go_backwards": True}, None, True, SequencePath.TORCH_FUSED),
+        ({"stateful": True}, None, False, SequencePath.TORCH_FUSED),
+        ({"dropout": 0.2}, None, True, SequencePath.TORCH_FUSED),
+        ({"recurrent_dropout": 0.2}, None, False, SequencePath.GENERIC),
+        ({"implementation": 1}, None, False, SequencePath.GENERIC),
+        ({"activation": "relu"}, None, False, SequencePath.GENERIC),
+        ({"unroll": True}, None, False, SequencePath.GENERIC),
+        ({}, "mask", False, SequencePath.GENERIC),
+    ],
+)
+def test_sequence_path_routing_on_jax_and_torch(
+    kwargs, mask, training, torch_path, monkeypatch
+):
+    expected = torch_path if BACKEND == "torch" else SequencePath.GENERIC
+    layer = keras_lstm.LSTM(96, **kwargs)
+    x = np.ones((2, 4, FEATURES), "float32")
+    mask = np.ones((2, 4), bool) if mask else None
+    assert layer.sequence_path(mask=mask, training=training) == expected
+    calls = []
+    generic = keras.layers.RNN.inner_loop
+
+    def spy_generic(self, *args, **kw):
+        calls.append(SequencePath.GENERIC)
+        return generic(self, *args, **kw)
+
+    monkeypatch.setattr(keras.layers.RNN, "inner_loop", spy_generic)
+    if BACKEND == "torch":
+        from keras_lstm import torch_sequence
+
+        fused = torch_sequence.lstm_sequence
+
+        def spy_fused(*args, **kw):
+            calls.append(SequencePath.TORCH_FUSED)
+            return fused(*args, **kw)
+
+        monkeypatch.setattr(torch_sequence, "lstm_sequence", spy_fused)
+    layer(x, mask=mask, training=training)
+    assert calls == [expected]
+
+
+_OTHER_BACKENDS = [
+    name
+    for name in ("tensorflow", "jax", "torch")
+    if name != BACKEND and importlib.util.find_spec(name) is not None
+]
+
+
+# The same models, their weights and outputs from this backend, loaded on
+# every other installed backend: the file format is the backend's business,
+# the numbers are ours. Different backends' kernels round float32
+# differently, so this holds them to the forward tolerance, not to 0.
+@pytest.mark.slow
+@pytest.mark.skipif(not _OTHER_BACKENDS, reason="one backend installed")
+@pytest.mark.parametrize("target", _OTHER_BACKENDS)
+def test_saved_on_this_backend_loads_on_another(target, tmp_path, rng):
+    import os
+    import subprocess
+    import sys
+
+    x = rng.standard_normal((BATCH, 5, FEATURES)).astype("float32")
+    stems = []
+    for name, model in _saved_models().items():
+        model.set_weights(_fixed_weights(model, rng))
+        stem = str(tmp_path / name)
+        model.save(stem + ".keras")
+        np.save(stem + ".x.npy", x)
+        np.save(stem + ".y.npy", to_numpy(model(x)))
+        stems.append(stem)
+    code = _LOAD_IN_FRESH_PROCESS.replace(
+        "err == 0.0", f"err <= {FORWARD_ATOL}"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, *stems],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "KERAS_BACKEND": target},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("ok ") == len(stems)

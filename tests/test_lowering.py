@@ -208,7 +208,6 @@ def test_configurations_the_fused_op_cannot_express_are_refused(kwargs, match):
     "layer, match",
     [
         (keras.layers.GRU(4), "only LSTM layers"),
-        (keras.layers.Masking(), "mask"),
         (
             keras.layers.Bidirectional(keras_lstm.LSTM(4)),
             "Bidirectional",

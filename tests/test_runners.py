@@ -275,13 +275,24 @@ def hybrid_dense_file(tmp_path_factory):
     return path
 
 
+class _Tile(keras.layers.Layer):
+    """`keras.ops.tile`, which converts to TILE (TFLM has no kernel).
+
+    (`keras.layers.RepeatVector` converted to TILE too; the export now
+    substitutes it, see `keras_lstm.export.substitutes`.)
+    """
+
+    def call(self, x):
+        return keras.ops.tile(keras.ops.expand_dims(x, 1), (1, 4, 1))
+
+
 @pytest.fixture(scope="module")
 def tile_file(tmp_path_factory):
-    """`RepeatVector` converts to TILE, for which TFLM has no kernel."""
+    """A file with TILE, for which TFLM has no kernel."""
     rng = np.random.default_rng(5)
     inputs = keras.Input((None, F))
     x = keras_lstm.LSTM(8)(inputs)
-    x = keras.layers.RepeatVector(4)(x)
+    x = _Tile()(x)
     x = keras_lstm.LSTM(8)(x)
     model = seeded(keras.Model(inputs, keras.layers.Dense(3)(x)), rng)
     path = tmp_path_factory.mktemp("tile") / "tile.tflite"

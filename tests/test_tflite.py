@@ -336,6 +336,24 @@ def test_streaming_steps_reproduce_the_whole_sequence(
         assert error <= FLOAT_ATOL, f"max abs error {error}"
 
 
+def test_step_takes_a_features_frame_when_the_batch_is_1(rng, tmp_path):
+    model = _streaming_model(rng, None)
+    path = tmp_path / "stream.tflite"
+    to_tflite(model, path, streaming=True)
+    x = rng.standard_normal((1, 5, F)).astype("float32")
+    runner = load_tflite(path)
+    steps = [runner.step(x[0, t]) for t in range(5)]  # (features,) frames
+    error = np.abs(np.concatenate(steps, axis=1) - np.asarray(model(x))).max()
+    assert error <= FLOAT_ATOL, f"max abs error {error}"
+
+    to_tflite(model, tmp_path / "b2.tflite", streaming=True, batch_size=2)
+    batch_2 = load_tflite(tmp_path / "b2.tflite")
+    with pytest.raises(
+        ValueError, match=r"\(2, 3\) or \(2, 1, 3\).*got \(3,\)"
+    ):
+        batch_2.step(x[0, 0])
+
+
 def test_streaming_last_output_model(rng, tmp_path):
     inputs = keras.Input((None, F))
     outputs = keras.layers.Dense(2)(keras_lstm.LSTM(5)(inputs))
@@ -375,24 +393,12 @@ def _model_with(layer, time=T, batch=None):
                 [
                     keras.Input((T, F)),
                     keras.layers.Masking(),
-                    keras_lstm.LSTM(4),
+                    keras_lstm.LSTM(4, return_sequences=True),
                 ]
             ),
             {},
             ValueError,
-            "mask",
-        ),
-        (
-            lambda: _model_with(keras_lstm.LSTM(4, return_state=True)),
-            {},
-            ValueError,
-            "return_state",
-        ),
-        (
-            lambda: _model_with(keras.layers.LSTM(4, stateful=True), T, 1),
-            {},
-            ValueError,
-            "stateful",
+            "masked .* keeps the time axis",
         ),
         (
             lambda: _model_with(keras_lstm.LSTM(4, activation="relu")),
@@ -568,3 +574,74 @@ def test_report_says_whether_tflite_micro_can_run_the_file(
         representative_data=data,
     )
     assert int8.tflite_micro_ready and int8.tflite_micro_blockers == ()
+
+
+# ---------------------------------------------------------------------------
+# Stateful models export as streaming files (issue 11).
+
+CHUNK = 4
+
+
+def _stateful(layer_class, batch=1):
+    inputs = keras.Input(batch_shape=(batch, CHUNK, F))
+    x = layer_class(8, stateful=True, return_sequences=True)(inputs)
+    x = layer_class(6, stateful=True)(x)
+    return keras.Model(inputs, keras.layers.Dense(2)(x))
+
+
+def _reset_states(model):
+    for layer in model.layers:
+        if getattr(layer, "stateful", False):
+            layer.reset_state()
+
+
+@pytest.mark.parametrize("quantization", ["none", "int8"])
+@pytest.mark.parametrize("layer_class", [keras.layers.LSTM, keras_lstm.LSTM])
+def test_stateful_model_streams_as_keras_does(
+    layer_class, quantization, rng, tmp_path
+):
+    model = seeded(_stateful(layer_class), rng)
+    data = rng.normal(size=(60, 3 * CHUNK, F)).astype("float32")
+    report = to_tflite(
+        model,
+        tmp_path / "stream.tflite",
+        quantization=quantization,
+        representative_data=data,
+        streaming=True,
+    )
+    assert report.streaming and report.timesteps == 1
+    assert report.check_timesteps == 3 * CHUNK
+    # Reference: the stateful Keras model fed the sequence chunk by chunk
+    # after reset_state(), against the file fed frame by frame.
+    sequence = data[-1:]
+    _reset_states(model)
+    expected = [
+        np.asarray(model(sequence[:, k : k + CHUNK]))
+        for k in range(0, 3 * CHUNK, CHUNK)
+    ]
+    runner = load_tflite(report.path)
+    runner.reset()
+    frames = [runner.step(sequence[:, t]) for t in range(3 * CHUNK)]
+    actual = [frames[k + CHUNK - 1] for k in range(0, 3 * CHUNK, CHUNK)]
+    # Float: the same float32 arithmetic in another order (FLOAT_ATOL);
+    # int8: the bound to_tflite itself enforced on held-out sequences.
+    bound = FLOAT_ATOL if quantization == "none" else report.tolerance
+    error = max(
+        np.abs(a - e).max() for a, e in zip(actual, expected, strict=True)
+    )
+    assert error <= bound, f"max abs error {error:.3g} > {bound:.3g}"
+
+
+def test_stateful_model_without_streaming_warns_and_streams(rng, tmp_path):
+    model = seeded(_stateful(keras_lstm.LSTM), rng)
+    x = rng.normal(size=(2, CHUNK, F)).astype("float32")
+    _reset_states(model)
+    model(x[:1])
+    states = [np.asarray(v) for v in model.layers[1].states]
+    with pytest.warns(UserWarning, match="stateful layers.*streaming=True"):
+        report = to_tflite(model, tmp_path / "s.tflite")
+    assert report.streaming and report.max_abs_error <= FLOAT_ATOL
+    # The user's model keeps its state: export works on a stateless copy.
+    for before, after in zip(states, model.layers[1].states, strict=True):
+        np.testing.assert_array_equal(before, np.asarray(after))
+    assert model.layers[1].stateful

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import keras
 
-from keras_lstm.export import lowering
+from keras_lstm.export import lowering, masking
 
 if TYPE_CHECKING:  # Never at run time: importing tf_keras is QAT's job.
     import tf_keras
@@ -330,6 +330,16 @@ def _check_model(model):
         )
     # What the fused int8 export would refuse, refused before fine-tuning.
     lowering.check_model(model)
+    for layer in lowering.iter_layers(model):
+        if masking.is_mask_layer(layer):
+            # to_tflite exports masked models (callers drop the padding),
+            # but the tf_keras twin is not built to carry masks.
+            raise ValueError(
+                f"Layer {layer.name!r} produces a mask, and quantize_model "
+                "does not carry masks into the QAT model. Export the trained "
+                "model with to_tflite(..., quantization='int8') directly, "
+                "which handles masked models, or fine-tune without the mask."
+            )
 
 
 def quantize_model(
@@ -378,6 +388,7 @@ def quantize_model(
             `quantize_configs`, or holds layers that cannot be quantized
             (one error naming all of them, with what to do).
     """
+    lowering.require_tensorflow_backend("quantize_model")
     _check_model(model)
     qat_layers = _layers()
     quantize_configs = _check_quantize_configs(

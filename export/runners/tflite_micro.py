@@ -31,7 +31,7 @@ import tempfile
 
 import numpy as np
 
-from keras_lstm.export import flatbuffer
+from keras_lstm.export import flatbuffer, masking
 from keras_lstm.export.runners.litert import (
     assemble,
     check_sequences,
@@ -107,6 +107,12 @@ def _tflm_layout(path):
     with open(path, "rb") as f:
         content = f.read()
     layout = layout_of(content)
+    if layout.kind == "named":
+        raise ValueError(
+            f"{path} has several named inputs or outputs; run it with "
+            "load_tflite(path, backend='tflite_micro').predict([...]) or "
+            ".run({...}), which feed them by name."
+        )
     if layout.kind == "external_state":
         raise ValueError(
             f"{path} keeps its LSTM state as explicit inputs and outputs, "
@@ -191,7 +197,10 @@ def run_tflite_micro(
 
     Args:
         path: A file written by `to_tflite` (not an external-state one).
-        x: `(num_sequences, timesteps, features)` float32.
+        x: `(num_sequences, timesteps, features)` float32, or integer
+            token ids `(num_sequences, timesteps)` for a token file. For a
+            file from a masked model, padded sequences: their valid steps
+            are streamed (a streaming file is needed).
         arena_size: Tensor arena in bytes; `None` for 4 MiB (or 10 times
             the file size if larger).
 
@@ -220,14 +229,57 @@ def run_tflite_micro(
         )
     layout = _tflm_layout(path)
     x = check_sequences(x, layout)
-    raw, log = _run_tflm_process(path, arena_size, _tflm_plan(layout, x))
+    if layout.padding is not None:
+        plan, assemble_outputs = _padded_plan(layout, x, path)
+    else:
+        plan = _tflm_plan(layout, x)
+
+        def assemble_outputs(raw):
+            return _tflm_outputs(layout, x, raw)
+
+    raw, log = _run_tflm_process(path, arena_size, plan)
     if raw is None:
         raise RuntimeError(
             f"TFLite Micro failed to run {path} with a {arena_size}-byte "
             f"arena. Its log ends with:\n{log[-2000:]}"
         )
-    outputs, raw_outputs = _tflm_outputs(layout, x, raw)
+    outputs, raw_outputs = assemble_outputs(raw)
     return TFLMResult(outputs, raw_outputs, int(arena_size))
+
+
+def _padded_plan(layout, x, path):
+    """A masked model's file: each sequence's valid frames, streamed.
+
+    TFLite Micro cannot resize a whole-sequence file's time dimension, so
+    masked inputs need a streaming file (`keras_lstm.export.masking`).
+    """
+    if layout.kind != "streaming":
+        raise ValueError(
+            f"{path} takes whole sequences of {layout.timesteps} steps and "
+            f"its model was masked ({layout.padding.describe()}). TFLite "
+            "Micro runs masked inputs through a streaming file, fed only "
+            "each sequence's valid steps: export with streaming=True, or "
+            "run this file on LiteRT (load_tflite), which trims them."
+        )
+    info = layout.inputs[layout.data_input]
+    groups = list(masking.groups(x, layout.padding, layout.batch_size))
+    plan = []
+    for _, batch in groups:
+        for t in range(batch.shape[1]):
+            plan.append((t == 0, info.quantize(batch[:, t : t + 1])))
+
+    def assemble_outputs(raw):
+        output = layout.outputs[layout.data_output]
+        raw_all, i = None, 0
+        for rows, batch in groups:
+            last = np.asarray(raw[i + batch.shape[1] - 1])
+            i += batch.shape[1]
+            if raw_all is None:
+                raw_all = np.zeros((x.shape[0], *last.shape[1:]), last.dtype)
+            raw_all[rows] = last[: rows.size]
+        return output.dequantize(raw_all), raw_all
+
+    return plan, assemble_outputs
 
 
 _RECORDED = re.compile(r"Arena allocation total (\d+) bytes")
@@ -261,8 +313,11 @@ def tflm_arena_size(
     """
     path = str(path)
     layout = _tflm_layout(path)
-    shape = (layout.batch_size, max(layout.timesteps, 1), layout.features)
-    x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    shape = (layout.batch_size, max(layout.timesteps, 1), *layout.step_shape)
+    if layout.tokens:
+        x = np.zeros(shape, np.int32)  # id 0 is in every vocabulary
+    else:
+        x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
     plan = _tflm_plan(layout, x)
     reference, log = _run_tflm_process(path, max_arena_size, plan, record=True)
     if reference is None:
@@ -361,8 +416,9 @@ _FOR_TFLM = "export with quantization='int8' (or 'none') for TFLite Micro"
 # hold; `tests/test_runners.py` checks each against the interpreter.
 _NO_KERNEL = {
     "TILE": (
-        "keras.layers.RepeatVector converts to TILE; run this file on "
-        "LiteRT, or build the model without RepeatVector"
+        "keras.ops.tile converts to TILE; run this file on LiteRT, or "
+        "repeat by broadcasting (x * ones), as the export does for "
+        "keras.layers.RepeatVector"
     ),
 }
 
@@ -486,7 +542,7 @@ def tflite_micro_blockers(content: bytes) -> tuple[str, ...]:
       (dynamic-range quantization; for the fused LSTM TFLite Micro runs and
       returns NaN silently, other ops fail to prepare), DEQUANTIZE of
       float16 weights, and ops TFLite Micro has no kernel for (TILE, from
-      `keras.layers.RepeatVector`);
+      `keras.ops.tile`);
     - the TFLite Micro interpreter itself, built from the file in a
       subprocess without running it: any op it cannot resolve or prepare.
       This part needs the `tflite-micro` package; without it only the

@@ -1,0 +1,186 @@
+"""`keras_lstm.LSTM`'s TensorFlow fast path and the body TFLite fuses.
+
+TensorFlow only: `keras_lstm.LSTM` imports this module only on the
+TensorFlow backend, and `keras_lstm.export` (TensorFlow by nature) for its
+lowering. The step itself is `keras_lstm.recurrence.lstm_step`, the one copy
+of the gate math.
+"""
+
+import tensorflow as tf
+
+from keras_lstm import recurrence
+
+
+def split_for_parallel_matmul(kernel, parts=4):
+    """Pre-splits `kernel` for `parallel_matmul`, once, outside a loop.
+
+    Args:
+        kernel: `(rows, columns)`; `columns` divisible by `parts`.
+        parts: how many independent products to run.
+
+    Returns:
+        `(column_blocks, row_blocks)`: `kernel` cut into `parts` blocks of
+        columns (for the product) and into at most `parts` blocks of rows
+        (for the gradient with respect to the input).
+    """
+    rows = kernel.shape[0]
+    row_parts = max(1, min(parts, rows))
+    row_sizes = [
+        rows // row_parts + (1 if i < rows % row_parts else 0)
+        for i in range(row_parts)
+    ]
+    return (
+        tuple(tf.split(kernel, parts, axis=1)),
+        tuple(tf.split(kernel, row_sizes, axis=0)),
+    )
+
+
+def parallel_matmul(inputs, kernel, blocks):
+    """`inputs @ kernel` as independent column-block products run side by side.
+
+    For `h_{t-1} U` with `U` cut into its four gate blocks, the products are
+    `h_{t-1} U_g`. On CPU, TensorFlow's executor runs them at once, one per
+    core, and each gate's activation can start as soon as its own product is
+    done. On 2 cores a single (64, 128) x (128, 512) product split across
+    threads ran at about 50 GFLOP/s; four (128, 128) blocks side by side
+    made the layer 1.6-1.8x faster at inference (`benchmarks/speed.py`).
+    Which is faster depends on the product shape: see `PARALLEL_MIN_UNITS`
+    and `benchmarks/results/units_sweep.md`.
+
+    The gradient keeps the sums of the single product: the gradient with
+    respect to `inputs` contracts over all columns at once (cut by rows of
+    `kernel`, which splits only its output) rather than adding per-block
+    partial products, whose different rounding a recurrence amplifies over
+    long sequences; the gradient with respect to `kernel` is one product,
+    as for `tf.matmul`.
+
+    Args:
+        inputs: `(batch, rows)`.
+        kernel: `(rows, columns)`.
+        blocks: `split_for_parallel_matmul(kernel)`.
+
+    Returns:
+        A tuple of column blocks whose concatenation equals `inputs @ kernel`
+        up to float32 rounding.
+    """
+    column_blocks, row_blocks = blocks
+
+    @tf.custom_gradient
+    def product(inputs, kernel):
+        outputs = [tf.matmul(inputs, block) for block in column_blocks]
+
+        def grad(*d_outputs):
+            d_outputs = tf.concat(d_outputs, axis=-1)
+            d_inputs = tf.concat(
+                [
+                    tf.matmul(d_outputs, block, transpose_b=True)
+                    for block in row_blocks
+                ],
+                axis=-1,
+            )
+            d_kernel = tf.matmul(inputs, d_outputs, transpose_a=True)
+            return d_inputs, d_kernel
+
+        return outputs, grad
+
+    return tuple(product(inputs, kernel))
+
+
+def lstm_sequence(
+    inputs,
+    h0,
+    c0,
+    kernel,
+    recurrent_kernel,
+    activation,
+    recurrent_activation,
+    bias=None,
+    go_backwards=False,
+    return_sequences=True,
+    parallel_gates=False,
+):
+    """Runs `recurrence.lstm_step` over a whole sequence.
+
+    Each step projects its input, `x_t W`, then calls `lstm_step`: the
+    products, their shapes and the order of the additions are those of
+    `keras.layers.LSTM`'s loop. (Projecting all steps in one product before
+    the loop changes the rounding of `x_t W`, which a long recurrence
+    amplifies past 1e-6.)
+
+    It is the body of the function that TFLite's converter replaces
+    wholesale by `UNIDIRECTIONAL_SEQUENCE_LSTM` (`keras_lstm.export.lowering`)
+    and what that function computes wherever TensorFlow runs it; with
+    `parallel_gates` it is also `keras_lstm.LSTM`'s fast path.
+
+    Args:
+        inputs: `(batch, time, features)`.
+        h0: `(batch, units)` initial hidden state.
+        c0: `(batch, units)` initial cell state.
+        kernel: `(features, 4 * units)`.
+        recurrent_kernel: `(units, 4 * units)`.
+        activation: callable, as in `lstm_step`.
+        recurrent_activation: callable, as in `lstm_step`.
+        bias: optional `(4 * units,)`, as in `lstm_step`.
+        go_backwards: process the sequence from its last step to its first;
+            the outputs are then in processing (reversed) order, as in Keras.
+        return_sequences: whether to collect the output of every step.
+        parallel_gates: compute `h_{t-1} U` as four gate products that run
+            side by side (`parallel_matmul`).
+
+    Returns:
+        `(last_output, outputs, h, c)`. `outputs` is `(batch, time, units)`
+        when `return_sequences`, else `last_output[:, None, :]`.
+    """
+    time_major = tf.transpose(inputs, [1, 0, 2])
+    if go_backwards:
+        time_major = tf.reverse(time_major, [0])
+    steps = tf.shape(time_major)[0]
+    inputs_ta = tf.TensorArray(
+        time_major.dtype, size=steps, element_shape=time_major.shape[1:]
+    ).unstack(time_major)
+    # Without return_sequences nothing but the last h is kept.
+    outputs_ta = (
+        tf.TensorArray(h0.dtype, size=steps, element_shape=h0.shape)
+        if return_sequences
+        else ()
+    )
+
+    blocks = (
+        split_for_parallel_matmul(recurrent_kernel) if parallel_gates else None
+    )
+
+    def body(t, h, c, outputs_ta):
+        gates = recurrence.lstm_step(
+            recurrence.project_inputs(inputs_ta.read(t), kernel),
+            h,
+            c,
+            recurrent_kernel,
+            activation,
+            recurrent_activation,
+            bias=bias,
+            recurrent_projection=(
+                parallel_matmul(h, recurrent_kernel, blocks)
+                if parallel_gates
+                else None
+            ),
+        )
+        if return_sequences:
+            outputs_ta = outputs_ta.write(t, gates.h)
+        return t + 1, gates.h, gates.c, outputs_ta
+
+    _, h, c, outputs_ta = tf.while_loop(
+        lambda t, *_: t < steps,
+        body,
+        (tf.constant(0), h0, c0, outputs_ta),
+        # Lets TensorArray reads of later steps run ahead of the recurrence,
+        # as Keras's own loop does; parallel_iterations=1 ran 2x slower.
+        parallel_iterations=32,
+        # A known trip count lets the gradient preallocate its per-step
+        # accumulators instead of growing TensorLists.
+        maximum_iterations=steps,
+    )
+    if return_sequences:
+        outputs = tf.transpose(outputs_ta.stack(), [1, 0, 2])
+    else:
+        outputs = h[:, None, :]
+    return h, outputs, h, c

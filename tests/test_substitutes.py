@@ -1,0 +1,247 @@
+"""keras.io's LSTM encoder-decoders export, and run on TFLite Micro.
+
+Two models with their keras.io definitions at small sizes, trained briefly
+on synthetic data with a learnable signal (fixed seeds), and judged on a
+held-out split against Keras (the reference):
+
+- LSTM autoencoder: LSTM -> RepeatVector -> LSTM(return_sequences) ->
+  TimeDistributed(Dense), reconstructing sine waves;
+- addition_rnn: LSTM -> RepeatVector -> LSTM(return_sequences) ->
+  Dense(softmax), adding two 2-digit numbers written as characters.
+
+Bounds (issue 11's acceptance):
+- float files: |file - Keras| <= 1e-4 * max(1, |y|) per element; the fused
+  kernel does Keras's float32 arithmetic in another order (measured ~1e-6);
+- int8 files, on LiteRT and on TFLite Micro: the task metric within 10 %
+  relative MSE (autoencoder) or 2 accuracy points (addition) of Keras
+  float's. Measured: MSE 0.3226 (LiteRT) / 0.3227 (TFLM) vs 0.3229;
+  accuracy 40.2 % / 40.1 % vs 40.3 %.
+
+Before the lowering kept the time dimension static, the autoencoder's
+file emitted one step; RepeatVector converted to TILE, which TFLite Micro
+cannot run. `substitutes` lowers it to RESHAPE + MUL instead.
+"""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_lstm.export import (
+    load_tflite,
+    lowering,
+    run_tflite_micro,
+    substitutes,
+    to_tflite,
+    vela_summary,
+)
+
+FLOAT_RTOL = 1e-4
+MSE_RELATIVE = 0.10
+ACCURACY_POINTS = 0.02
+
+T, F = 12, 2  # Autoencoder: sequence length, features.
+DIGITS = 2
+CHARS = "0123456789+ "
+MAXLEN = 2 * DIGITS + 1
+
+
+def _waves(rng, n):
+    steps = np.arange(T)[None, :, None]
+    frequency = rng.uniform(0.3, 0.9, (n, 1, F))
+    phase = rng.uniform(0, 2 * np.pi, (n, 1, F))
+    return np.sin(frequency * steps + phase).astype("float32")
+
+
+def _one_hot(text, length):
+    out = np.zeros((length, len(CHARS)), "float32")
+    for i, char in enumerate(text.ljust(length)):
+        out[i, CHARS.index(char)] = 1
+    return out
+
+
+def _sums(rng, n):
+    a, b = rng.integers(0, 10**DIGITS, (2, n))
+    x = np.stack(
+        [_one_hot(f"{i}+{j}", MAXLEN) for i, j in zip(a, b, strict=True)]
+    )
+    y = np.stack(
+        [_one_hot(str(i + j), DIGITS + 1) for i, j in zip(a, b, strict=True)]
+    )
+    return x, y
+
+
+def _autoencoder():
+    # keras.io / "LSTM autoencoder": encoder, repeat, decoder, per-step Dense.
+    return keras.Sequential(
+        [
+            keras.Input((T, F)),
+            keras.layers.LSTM(16),
+            keras.layers.RepeatVector(T),
+            keras.layers.LSTM(16, return_sequences=True),
+            keras.layers.TimeDistributed(keras.layers.Dense(F)),
+        ]
+    )
+
+
+def _addition_rnn():
+    # keras.io/examples/nlp/addition_rnn, one decoder layer, 32 units.
+    return keras.Sequential(
+        [
+            keras.Input((MAXLEN, len(CHARS))),
+            keras.layers.LSTM(32),
+            keras.layers.RepeatVector(DIGITS + 1),
+            keras.layers.LSTM(32, return_sequences=True),
+            keras.layers.Dense(len(CHARS), activation="softmax"),
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def autoencoder():
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = _waves(rng, 448)
+    train, held_out = x[:384], x[384:]
+    model = _autoencoder()
+    model.compile("adam", "mse")
+    model.fit(train, train, epochs=15, batch_size=32, verbose=0)
+    return model, train, held_out, held_out
+
+
+@pytest.fixture(scope="module")
+def addition():
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x, y = _sums(rng, 2000)
+    model = _addition_rnn()
+    model.compile("adam", "categorical_crossentropy")
+    model.fit(x[:1600], y[:1600], epochs=8, batch_size=32, verbose=0)
+    return model, x[:1600], x[1600:], y[1600:]
+
+
+def _mse(prediction, target):
+    return float(np.mean((prediction - target) ** 2))
+
+
+def _accuracy(prediction, target):
+    return float(np.mean(prediction.argmax(-1) == target.argmax(-1)))
+
+
+@pytest.fixture(scope="module")
+def exported(autoencoder, addition, tmp_path_factory):
+    """{(model name, quantization): (report, Keras outputs, data, target)}."""
+    root = tmp_path_factory.mktemp("zoo")
+    files = {}
+    for name, (model, train, held_out, target) in (
+        ("autoencoder", autoencoder),
+        ("addition_rnn", addition),
+    ):
+        expected = model.predict(held_out, verbose=0)
+        for quantization in ("none", "int8"):
+            # An int8 softmax can be farther (max abs) from float's than
+            # to_tflite's default bound with float's accuracy (measured
+            # 0.096, 52.2 % vs 52.8 %, on a longer-trained addition_rnn);
+            # issue 11 judges int8 on the task metric, below.
+            tolerance = 0.25 if quantization == "int8" else None
+            report = to_tflite(
+                model,
+                root / f"{name}_{quantization}.tflite",
+                quantization=quantization,
+                representative_data=train[:256],
+                check_data=held_out,
+                tolerance=tolerance,
+            )
+            files[name, quantization] = (report, expected, held_out, target)
+    return files
+
+
+MODELS = ["autoencoder", "addition_rnn"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MODELS)
+def test_ops_are_fused_and_tflite_micro_ready(exported, name):
+    for quantization in ("none", "int8"):
+        report = exported[name, quantization][0]
+        assert report.fused_lstm_ops == 2
+        assert "TILE" not in report.ops and "MUL" in report.ops
+        # TimeDistributed(Dense) and Dense: one FULLY_CONNECTED, no unroll.
+        assert report.ops.count("FULLY_CONNECTED") == 1, report.ops
+        assert report.tflite_micro_blockers == ()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime", ["litert", "tflite_micro"])
+@pytest.mark.parametrize("name", MODELS)
+def test_float_matches_keras_on_held_out(exported, name, runtime):
+    report, expected, held_out, _ = exported[name, "none"]
+    actual = _run(report.path, held_out, runtime)
+    assert actual.shape == expected.shape
+    error = np.abs(actual - expected)
+    bound = FLOAT_RTOL * np.maximum(1.0, np.abs(expected))
+    assert np.all(error <= bound), f"max abs error {error.max():.3g}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime", ["litert", "tflite_micro"])
+@pytest.mark.parametrize("name", MODELS)
+def test_int8_keeps_the_task_metric(exported, name, runtime):
+    report, expected, held_out, target = exported[name, "int8"]
+    actual = _run(report.path, held_out, runtime)
+    if name == "autoencoder":
+        float_mse, int8_mse = _mse(expected, target), _mse(actual, target)
+        relative = abs(int8_mse - float_mse) / float_mse
+        assert relative <= MSE_RELATIVE, (float_mse, int8_mse)
+    else:
+        float_acc = _accuracy(expected, target)
+        int8_acc = _accuracy(actual, target)
+        assert int8_acc >= float_acc - ACCURACY_POINTS, (float_acc, int8_acc)
+
+
+def _run(path, x, runtime):
+    if runtime == "litert":
+        return load_tflite(path).predict(x)
+    return run_tflite_micro(path, x).outputs
+
+
+@pytest.mark.slow
+def test_int8_repeat_runs_on_the_npu(exported):
+    summary = vela_summary(exported["addition_rnn", "int8"][0].path)
+    assert summary.cpu_operators == 0, summary.log[-2000:]
+
+
+def test_time_distributed_of_any_layer_exports_every_step(tmp_path):
+    # Not substituted (only TimeDistributed(Dense) is): Keras loops over the
+    # static time axis, which the fused op's output now has.
+    inputs = keras.Input((7, 3))
+    x = keras.layers.LSTM(4, return_sequences=True)(inputs)
+    outputs = keras.layers.TimeDistributed(keras.layers.Activation("relu"))(x)
+    model = keras.Model(inputs, outputs)
+    x = np.random.default_rng(0).normal(size=(5, 7, 3)).astype("float32")
+    report = to_tflite(model, tmp_path / "m.tflite", check_data=x)
+    actual = load_tflite(report.path).predict(x)
+    assert actual.shape == (5, 7, 4)
+    error = np.abs(actual - model.predict(x, verbose=0))
+    assert error.max() <= 1e-5, error.max()
+
+
+def test_export_clone_substitutes_and_leaves_the_model(autoencoder):
+    model = autoencoder[0]
+    clone = lowering.export_model(model, batch_size=2, timesteps=T)
+    kinds = [type(layer) for layer in clone.layers]
+    assert substitutes.RepeatByBroadcast in kinds
+    assert substitutes.DenseOverTime in kinds
+    assert keras.layers.RepeatVector not in kinds
+    assert keras.layers.RepeatVector in [type(la) for la in model.layers]
+    x = autoencoder[2][:2]
+    np.testing.assert_allclose(
+        clone(x), model(x), atol=1e-5, err_msg="clone differs from model"
+    )
+
+
+@pytest.mark.parametrize("n", [1, 3, 30])
+def test_repeat_by_broadcast_equals_repeat_vector(n):
+    x = np.random.default_rng(n).normal(size=(4, 5)).astype("float32")
+    np.testing.assert_array_equal(
+        substitutes.RepeatByBroadcast(n)(x), keras.layers.RepeatVector(n)(x)
+    )
