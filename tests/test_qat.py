@@ -526,30 +526,9 @@ def test_int8_file_uses_the_scales_qat_simulated(exported):
 # Each new QuantizeConfig through the whole flow: quantize_model -> fit ->
 # to_tflite(int8), fused and builtin-only.
 
-_BLOCKED = {
-    "embedding_int32": "to_tflite takes float inputs only on this branch; "
-    "int32 token inputs are another branch's work (issue 8)",
-    "repeat_timedistributed": "to_tflite's lowering emits one step of "
-    "TimeDistributed (output (B, 1, 2), Keras (B, 3, 2)); not a QAT issue",
-}
-
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            name,
-            marks=pytest.mark.xfail(
-                name in _BLOCKED,
-                reason=_BLOCKED.get(name, ""),
-                strict=True,
-                raises=(ValueError, keras_lstm.export.ExportError),
-            ),
-        )
-        for name in sorted(ZOO)
-    ],
-)
+@pytest.mark.parametrize("name", sorted(ZOO))
 def test_zoo_int8_file_after_qat_is_fused_and_builtin(name, rng, tmp_path):
     from keras_lstm.export import flatbuffer
 
