@@ -1,6 +1,6 @@
 """Quantization-aware training: what int8 costs, and what QAT wins back.
 
-Five tasks, each trained in float32 with `keras_lstm.LSTM`, then exported
+Six tasks, each trained in float32 with `keras_lstm.LSTM`, then exported
 three ways with `keras_lstm.export`: float32, int8 by post-training
 quantization (PTQ: `to_tflite(..., quantization="int8")`), and int8 after
 QAT (`quantize_model`, fine-tune, `to_tflite(qat_model, ...)`). Accuracy is
@@ -21,7 +21,7 @@ measured on the test split with Keras, LiteRT and TFLite Micro.
   The report also gives the float model's accuracy on inputs rounded to
   the int8 file's input grid, which shows where PTQ loses.
 
-Three more tasks (issue 14), the common model shapes around an LSTM, on
+Four more tasks (issue 14), the common model shapes around an LSTM, on
 synthetic data with fixed seeds; test sets are drawn apart from training
 and calibration:
 
@@ -33,6 +33,9 @@ and calibration:
   the training set) `-> LSTM(8) -> Dropout -> Dense`.
 - Weather (LSTM(32) regression): next hour's temperature from 24 hours of
   temperature and humidity; the score is test MSE (lower is better).
+- Tokens (Embedding+LSTM, IMDB-style): 30 int32 token ids, the class is
+  whether "positive" or "negative" tokens occur more often.
+  `Embedding(50, 8) -> LSTM(16) -> Dense`.
 
 The claims checked (a full run exits 1 if one fails):
 
@@ -315,6 +318,56 @@ def weather(quick):
     )
 
 
+def _token_lstm(task):
+    return keras.Sequential(
+        [
+            keras.Input(task.x_train.shape[1:], dtype="int32"),
+            keras.layers.Embedding(TOKENS, 8),
+            keras_lstm.LSTM(task.recipe.units),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
+
+
+TOKENS = 50
+
+
+def token_sentiment(quick):
+    """Embedding+LSTM (IMDB-style, synthetic): int32 token ids, 2 classes.
+
+    Tokens 1-5 are "positive", 6-10 "negative", the rest neutral; the class
+    is which kind occurs more often in a 30-token review.
+    """
+    rng = np.random.default_rng(5)
+
+    def make(n):
+        x = rng.integers(11, TOKENS, (n, 30))
+        y = rng.integers(0, 2, n)
+        for row in range(n):
+            count = rng.integers(2, 6)
+            where = rng.choice(30, count, replace=False)
+            low, high = (1, 6) if y[row] == 1 else (6, 11)
+            x[row, where] = rng.integers(low, high, count)
+        return x.astype("int32"), y
+
+    n_train, n_test = (600, 300) if quick else (2000, 600)
+    (x_train, y_train), (x_test, y_test) = make(n_train), make(n_test)
+    recipe = (
+        Recipe(16, 4, 64, 1e-2, 1, 1e-3)
+        if quick
+        else Recipe(16, 15, 64, 1e-2, 3, 1e-3)
+    )
+    return Task(
+        "Tokens (Embedding+LSTM)",
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        recipe,
+        build=_token_lstm,
+    )
+
+
 # ---------------------------------------------------------------------------
 # Training, export, evaluation.
 
@@ -403,8 +456,11 @@ def run_task(task, directory, log):
     rows["PTQ int8"] = (None, *evaluate(path, task), report.size_bytes)
     # Where PTQ loses: the float model on inputs rounded to the file's grid.
     grid = report.inputs[0]
-    rounded = grid.dequantize(grid.quantize(task.x_test))
-    on_grid = task.score(model.predict(rounded, verbose=0))
+    if np.issubdtype(task.x_test.dtype, np.integer):
+        on_grid = keras_float  # token ids reach the file unquantized
+    else:
+        rounded = grid.dequantize(grid.quantize(task.x_test))
+        on_grid = task.score(model.predict(rounded, verbose=0))
     log(f"{task.name}: PTQ done")
 
     start = time.time()
@@ -505,6 +561,7 @@ TASKS = {
     "imu": imu_frequency,
     "sensors": sensor_offsets,
     "weather": weather,
+    "tokens": token_sentiment,
 }
 
 
