@@ -14,6 +14,9 @@ versions `pyproject.toml` supports.
   resets them once, in `Prepare()`, and never again.
 - `tf_keras_lstm_cell_base(name)`: tf_keras's private `DropoutRNNCellMixin`
   and `BaseRandomLayer`, the bases of the QAT twin cell.
+- `tfmot_default_8bit_transforms()`: tfmot's private module of default
+  8-bit layout transforms, whose public alias lacks the Dense + batch norm
+  ones that tfmot's own layout transform applies.
 """
 
 import contextlib
@@ -104,3 +107,19 @@ def tf_keras_lstm_cell_base(name: str) -> type:
         f"which tf_keras {tf_keras.__version__} no longer does. Install "
         "tf-keras 2.21.x (see pyproject.toml, extra `qat`)."
     )
+
+
+def tfmot_default_8bit_transforms():
+    """tfmot 0.8.1's `default_8bit_transforms` module, all of it.
+
+    `keras_lstm.export.qat.layers.QuantizeLayoutTransform` repeats tfmot's
+    default list of layout transforms (with the input quantization limited
+    to float inputs), and needs the `DenseBatchNorm*` transforms that the
+    public `tfmot.quantization.keras.default_8bit.default_8bit_transforms`
+    does not export. Only the QAT layers module calls this.
+    """
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (  # noqa: E501
+        default_8bit_transforms,
+    )
+
+    return default_8bit_transforms

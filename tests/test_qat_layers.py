@@ -39,6 +39,24 @@ def test_twin_cell_bases_come_from_tf_keras_lstm_cell():
         _compat.tf_keras_lstm_cell_base("NoSuchBase")
 
 
+def test_tfmot_transforms_module_holds_the_default_layout_list():
+    # QuantizeLayoutTransform repeats tfmot 0.8.1's default list; pin it.
+    qat_layers = translate._layers()
+    transforms = _compat.tfmot_default_8bit_transforms()
+    tfmot = qat_layers.tfmot
+    assert tfmot.__version__ == "0.8.1", tfmot.__version__
+    for name in (
+        "InputLayerQuantize",
+        "SeparableConv1DQuantize",
+        "Conv2DBatchNormQuantize",
+        "DenseBatchNormQuantize",
+        "DenseBatchNormReLUQuantize",
+        "DenseBatchNormActivationQuantize",
+        "LayerReluActivationQuantize",
+    ):
+        assert hasattr(transforms, name), name
+
+
 def test_gate_weight_quantizer_puts_each_gate_on_its_own_int8_grid(rng):
     qat_layers = translate._layers()
     kernel = rng.normal(size=(5, 4 * 3)).astype("float32")
@@ -109,3 +127,107 @@ def test_converter_cannot_use_qat_ranges():
     ops = _op_names(converter.convert())
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" not in ops, ops
     assert "WHILE" in ops, ops
+
+
+# ---------------------------------------------------------------------------
+# The registry of the layers around the LSTM, and its weight grids.
+
+
+def _registry_cases(tf_keras):
+    layers = tf_keras.layers
+    dense = layers.Dense(2)
+    return {
+        "Conv1D": (layers.Conv1D(4, 3), (["kernel"], ["activation"], False)),
+        "Dense": (dense, (["kernel"], ["activation"], False)),
+        "MaxPooling1D": (layers.MaxPooling1D(2), ([], [], False)),
+        "AveragePooling1D": (layers.AveragePooling1D(2), ([], [], False)),
+        "RepeatVector": (layers.RepeatVector(3), ([], [], False)),
+        "Normalization": (
+            translate._layers().TwinNormalization(),
+            ([], [], True),
+        ),
+        "Embedding": (layers.Embedding(10, 3), (["embeddings"], [], False)),
+    }
+
+
+def test_registry_models_what_the_converter_does():
+    qat_layers = translate._layers()
+    registry = qat_layers.QuantizeRegistry()
+    for name, (layer, (weights, activations, output)) in _registry_cases(
+        qat_layers.tf_keras
+    ).items():
+        config = registry.get_quantize_config(layer)
+        assert isinstance(config, qat_layers.LayerQuantizeConfig), name
+        assert config.weight_attrs == weights, name
+        assert config.activation_attrs == activations, name
+        assert config.quantize_output is output, name
+        grid = "table" if name == "Embedding" else "per_channel"
+        assert config.weight_grid == grid, name
+        again = qat_layers.LayerQuantizeConfig.from_config(config.get_config())
+        assert again == config, name
+
+
+def test_registry_routes_wrappers_lstms_and_tfmot_layers():
+    qat_layers = translate._layers()
+    tf_keras = qat_layers.tf_keras
+    registry = qat_layers.QuantizeRegistry()
+    wrapped = registry.get_quantize_config(
+        tf_keras.layers.TimeDistributed(tf_keras.layers.Dense(2))
+    )
+    assert isinstance(wrapped, qat_layers.WrappedQuantizeConfig)
+    assert wrapped.config.weight_attrs == ["kernel"]
+    again = qat_layers.WrappedQuantizeConfig.from_config(wrapped.get_config())
+    assert again == wrapped
+    rnn = tf_keras.layers.RNN(qat_layers.TwinLSTMCell(3))
+    assert isinstance(
+        registry.get_quantize_config(rnn), qat_layers.LSTMQuantizeConfig
+    )
+    # Left to tfmot's default registry: its own config.
+    flatten = registry.get_quantize_config(tf_keras.layers.Flatten())
+    assert type(flatten).__name__ == "Default8BitQuantizeConfig"
+    for unsupported in (
+        tf_keras.layers.LayerNormalization(),
+        tf_keras.layers.TimeDistributed(tf_keras.layers.LayerNormalization()),
+        tf_keras.layers.UpSampling1D(),
+    ):
+        assert not registry.supports(unsupported)
+        with pytest.raises(ValueError, match="No QuantizeConfig"):
+            registry.get_quantize_config(unsupported)
+
+
+def test_layer_quantize_config_refuses_unknown_grid():
+    qat_layers = translate._layers()
+    with pytest.raises(ValueError, match="`weight_grid`.*'per_tensor'"):
+        qat_layers.LayerQuantizeConfig(["kernel"], weight_grid="per_tensor")
+
+
+@pytest.mark.parametrize("shape", [(5, 6), (3, 5, 6)])
+def test_channel_weight_quantizer_is_the_converters_per_channel_grid(
+    shape, rng
+):
+    # Dense (2-D) and Conv1D (3-D) kernels: one scale per output channel.
+    kernel = rng.normal(size=shape).astype("float32")
+    kernel[..., 2] *= 30.0  # one channel far wider than the others
+    quantized = np.asarray(
+        translate._layers().ChannelWeightQuantizer()(
+            kernel, training=False, weights={}
+        )
+    )
+    flat = kernel.reshape(-1, shape[-1])
+    scale = np.abs(flat).max(axis=0) / 127.0
+    # Levels, not values: float32 rounding of level * scale is 1e-3 level.
+    levels = quantized.reshape(-1, shape[-1]) / scale
+    np.testing.assert_allclose(levels, np.round(flat / scale), atol=1e-3)
+
+
+def test_table_quantizer_is_asymmetric_per_tensor(rng):
+    table = rng.uniform(-0.5, 2.0, (10, 3)).astype("float32")
+    quantized = np.asarray(
+        translate._layers().TableQuantizer()(table, training=False, weights={})
+    )
+    scale = (table.max() - min(table.min(), 0.0)) / 255.0
+    levels = np.unique(np.round((quantized - quantized.min()) / scale, 3))
+    # Every value on one 256-level grid over the table's own range (the
+    # converter's measured scale for GATHER's params, TF 2.21).
+    assert np.allclose(levels, np.round(levels)), levels
+    assert np.abs(quantized - table).max() <= scale / 2 + 1e-6

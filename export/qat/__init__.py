@@ -11,14 +11,18 @@ int8 TFLite file, with one way out, `keras_lstm.export.to_tflite`:
 Three modules, one concept each:
 
 - this package: the public API (`quantize_model`, `to_keras3`,
-  `is_qat_model`, `quantize_scope`);
+  `is_qat_model`, `quantize_scope`, and `LayerQuantizeConfig`, imported
+  from `layers` on first access, for `quantize_model(quantize_configs=)`);
 - `translate`: the Keras 3 graph rebuilt in tf_keras (tfmot 0.8.1 speaks
   only tf_keras), every LSTM as `tf_keras.layers.RNN(TwinLSTMCell)`, and
   the fine-tuned weights copied back;
 - `layers`: the tf_keras twin of the cell, which computes its step through
   `keras_lstm.recurrence`, and `LSTMQuantizeConfig`, which models TFLite's
   integer LSTM: int8 symmetric weights with one scale per gate, int8 `h`,
-  int16 power-of-two `c`. Other layers get tfmot's default 8-bit registry.
+  int16 power-of-two `c`; `QuantizeRegistry`, tfmot's default 8-bit
+  registry plus the layers LSTM models use (Conv1D, pooling,
+  Normalization, Embedding, RepeatVector, TimeDistributed), each modeled
+  on what the converter makes of it.
 
 Which ranges the int8 file uses, and why
 ----------------------------------------
@@ -61,4 +65,21 @@ from keras_lstm.export.qat.translate import (
     to_keras3,
 )
 
-__all__ = ["is_qat_model", "quantize_model", "quantize_scope", "to_keras3"]
+__all__ = [
+    "LayerQuantizeConfig",
+    "is_qat_model",
+    "quantize_model",
+    "quantize_scope",
+    "to_keras3",
+]
+
+# Classes of `layers`, which imports tfmot: resolved on first access only.
+_LAZY = frozenset({"LayerQuantizeConfig"})
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        from keras_lstm.export.qat import translate
+
+        return getattr(translate._layers(), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -528,6 +528,376 @@ class LSTMQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
         return {}
 
 
+# ---------------------------------------------------------------------------
+# The layers around the LSTM: what the converter makes of each, modeled.
+
+
+@tf_keras.saving.register_keras_serializable(package=_PACKAGE)
+class TwinNormalization(tf_keras.layers.Normalization):
+    """tf_keras `Normalization` that reads its adapted statistics live.
+
+    tf_keras (like Keras 3) computes `mean` and `variance` tensors from its
+    variables once, in `build`/`finalize_state`. tfmot's `quantize_apply`
+    clones the model and sets the weights without `finalize_state`, so a
+    plain `Normalization` would normalize with zeros and ones. This one
+    reads `adapt_mean` and `adapt_variance` at every call (a layer given
+    constant `mean` / `variance` behaves as tf_keras's own).
+    """
+
+    def call(self, inputs):
+        if self.input_mean is not None or self.invert:
+            return super().call(inputs)
+        inputs = tf.cast(inputs, self.compute_dtype)
+        mean = tf.reshape(self.adapt_mean, self._broadcast_shape)
+        variance = tf.reshape(self.adapt_variance, self._broadcast_shape)
+        return (inputs - tf.cast(mean, self.compute_dtype)) / tf.maximum(
+            tf.sqrt(tf.cast(variance, self.compute_dtype)),
+            tf_keras.backend.epsilon(),
+        )
+
+
+@tf_keras.saving.register_keras_serializable(package=_PACKAGE)
+class ChannelWeightQuantizer(_quantizers.Quantizer):
+    """int8 symmetric narrow-range fake-quant, one scale per output channel.
+
+    The converter's grid for CONV_2D and FULLY_CONNECTED weights (measured,
+    TF 2.21): scale `max |w[..., k]| / 127` for output channel `k` (the
+    last axis), zero point 0. Like `GateWeightQuantizer`, the range comes
+    from the current weights; tfmot's per-axis `LastValueQuantizer` handles
+    only 2-D and 4-D kernels (not Conv1D's 3-D one) and keeps the last
+    training batch's range.
+    """
+
+    def build(self, tensor_shape, name, layer):
+        return {}
+
+    def __call__(self, inputs, training, weights, **kwargs):
+        channels = inputs.shape[-1]
+        flat = tf.reshape(inputs, (-1, channels))
+        # The range is measured, not learned: no gradient through it.
+        limit = tf.stop_gradient(tf.reduce_max(tf.abs(flat), axis=0))
+        limit = tf.maximum(limit, 1e-12)
+        quantized = tf.quantization.fake_quant_with_min_max_vars_per_channel(
+            flat, -limit, limit, num_bits=8, narrow_range=True
+        )
+        return tf.reshape(quantized, tf.shape(inputs))
+
+    def get_config(self):
+        return {}
+
+    def __eq__(self, other):
+        return isinstance(other, ChannelWeightQuantizer)
+
+    def __hash__(self):
+        return hash(type(self))
+
+
+@tf_keras.saving.register_keras_serializable(package=_PACKAGE)
+class TableQuantizer(_quantizers.Quantizer):
+    """int8 asymmetric per-tensor fake-quant of a lookup table.
+
+    The converter's grid for GATHER's table (measured, TF 2.21): int8 with
+    scale `(max - min) / 255` over the whole table (0 included) and a zero
+    point; GATHER's output keeps it. The range is the current table's.
+    """
+
+    def build(self, tensor_shape, name, layer):
+        return {}
+
+    def __call__(self, inputs, training, weights, **kwargs):
+        low = tf.stop_gradient(tf.minimum(tf.reduce_min(inputs), 0.0))
+        high = tf.stop_gradient(tf.maximum(tf.reduce_max(inputs), 0.0))
+        high = tf.maximum(high, low + 1e-12)
+        return tf.quantization.fake_quant_with_min_max_vars(
+            inputs, low, high, num_bits=8, narrow_range=False
+        )
+
+    def get_config(self):
+        return {}
+
+    def __eq__(self, other):
+        return isinstance(other, TableQuantizer)
+
+    def __hash__(self):
+        return hash(type(self))
+
+
+def _activations():
+    # tfmot's own activation quantizer: int8 asymmetric with an EMA range.
+    return _quantizers.MovingAverageQuantizer(
+        num_bits=8, per_axis=False, symmetric=False, narrow_range=False
+    )
+
+
+_WEIGHT_GRIDS = {"per_channel": ChannelWeightQuantizer, "table": TableQuantizer}
+
+
+@tf_keras.saving.register_keras_serializable(package=_PACKAGE)
+class LayerQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
+    """tfmot's `Default8BitQuantizeConfig`, with the converter's weight grids.
+
+    Args:
+        weight_attrs: Names of the weight attributes to fake-quantize.
+        activation_attrs: Names of the activation attributes to wrap
+            (tfmot's `QuantizeAwareActivation`, as for `Dense`).
+        quantize_output: Whether to fake-quantize the layer's output (int8
+            asymmetric, EMA range).
+        weight_grid: `"per_channel"` (int8 symmetric narrow range, one scale
+            per output channel: CONV_2D, FULLY_CONNECTED) or `"table"`
+            (int8 asymmetric per tensor: GATHER). Default: `"per_channel"`.
+    """
+
+    def __init__(
+        self,
+        weight_attrs=(),
+        activation_attrs=(),
+        quantize_output=False,
+        weight_grid="per_channel",
+    ):
+        if weight_grid not in _WEIGHT_GRIDS:
+            raise ValueError(
+                "Received an invalid value for argument `weight_grid`, "
+                f"expected one of {sorted(_WEIGHT_GRIDS)}, got {weight_grid!r}."
+            )
+        self.weight_attrs = list(weight_attrs)
+        self.activation_attrs = list(activation_attrs)
+        self.quantize_output = bool(quantize_output)
+        self.weight_grid = weight_grid
+
+    def _check(self, layer, attrs, values, what):
+        if len(attrs) != len(values):
+            raise ValueError(
+                f"`set_quantize_{what}` called on layer {layer.name} with "
+                f"{len(values)} values, but it expects {len(attrs)}."
+            )
+
+    def get_weights_and_quantizers(self, layer):
+        grid = _WEIGHT_GRIDS[self.weight_grid]
+        return [(getattr(layer, a), grid()) for a in self.weight_attrs]
+
+    def get_activations_and_quantizers(self, layer):
+        return [
+            (getattr(layer, a), _activations()) for a in self.activation_attrs
+        ]
+
+    def set_quantize_weights(self, layer, quantize_weights):
+        self._check(layer, self.weight_attrs, quantize_weights, "weights")
+        for attr, weight in zip(
+            self.weight_attrs, quantize_weights, strict=True
+        ):
+            setattr(layer, attr, weight)
+
+    def set_quantize_activations(self, layer, quantize_activations):
+        self._check(
+            layer, self.activation_attrs, quantize_activations, "activations"
+        )
+        for attr, activation in zip(
+            self.activation_attrs, quantize_activations, strict=True
+        ):
+            setattr(layer, attr, activation)
+
+    def get_output_quantizers(self, layer):
+        return [_activations()] if self.quantize_output else []
+
+    def get_config(self):
+        return {
+            "weight_attrs": self.weight_attrs,
+            "activation_attrs": self.activation_attrs,
+            "quantize_output": self.quantize_output,
+            "weight_grid": self.weight_grid,
+        }
+
+    def __eq__(self, other):
+        return (
+            isinstance(other, LayerQuantizeConfig)
+            and self.get_config() == other.get_config()
+        )
+
+    def __hash__(self):
+        return hash(type(self))
+
+
+@tf_keras.saving.register_keras_serializable(package=_PACKAGE)
+class WrappedQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
+    """Quantizes the layer inside a `TimeDistributed` as the layer alone.
+
+    The converter applies the inner layer to all steps at once (one
+    FULLY_CONNECTED over `(batch * time, features)`), so the inner layer's
+    config holds for the wrapper unchanged.
+
+    Args:
+        config: The inner layer's QuantizeConfig.
+    """
+
+    def __init__(self, config):
+        if isinstance(config, dict):
+            config = tf_keras.utils.deserialize_keras_object(
+                config, custom_objects=CUSTOM_OBJECTS
+            )
+        self.config = config
+
+    def get_weights_and_quantizers(self, layer):
+        return self.config.get_weights_and_quantizers(layer.layer)
+
+    def get_activations_and_quantizers(self, layer):
+        return self.config.get_activations_and_quantizers(layer.layer)
+
+    def set_quantize_weights(self, layer, quantize_weights):
+        self.config.set_quantize_weights(layer.layer, quantize_weights)
+
+    def set_quantize_activations(self, layer, quantize_activations):
+        self.config.set_quantize_activations(layer.layer, quantize_activations)
+
+    def get_output_quantizers(self, layer):
+        return self.config.get_output_quantizers(layer.layer)
+
+    def get_config(self):
+        return {"config": tf_keras.utils.serialize_keras_object(self.config)}
+
+    def __eq__(self, other):
+        return isinstance(other, WrappedQuantizeConfig) and (
+            self.config == other.config
+        )
+
+    def __hash__(self):
+        return hash(type(self))
+
+
+class QuantizeRegistry(tfmot.quantization.keras.QuantizeRegistry):
+    """tfmot's default 8-bit registry, plus the layers LSTM models use.
+
+    Read like tfmot's `default_8bit_quantize_registry.py`: one entry per
+    layer class, saying what the TFLite converter (TF 2.21) makes of it.
+    Entries here take precedence over tfmot's; layers in neither are
+    refused by `quantize_model`.
+    """
+
+    _LAYER_QUANTIZE_CONFIGS = {
+        # EXPAND_DIMS + CONV_2D + SQUEEZE (RESHAPEs): int8 per-channel
+        # kernel, int32 bias, the (fused) activation's output int8. tfmot
+        # leaves Conv1D out; its Conv2D entry is the same.
+        tf_keras.layers.Conv1D: LayerQuantizeConfig(["kernel"], ["activation"]),
+        # FULLY_CONNECTED: the converter quantizes the kernel per output
+        # channel (tfmot's entry simulates one scale per tensor).
+        tf_keras.layers.Dense: LayerQuantizeConfig(["kernel"], ["activation"]),
+        # MAX_POOL_2D / AVERAGE_POOL_2D: TFLite's int8 kernels require the
+        # output's scale to equal the input's, so the output is not
+        # requantized (tfmot requantizes AveragePooling1D's output).
+        tf_keras.layers.MaxPooling1D: LayerQuantizeConfig(),
+        tf_keras.layers.AveragePooling1D: LayerQuantizeConfig(),
+        # TILE: copies values, keeps the input's scale.
+        tf_keras.layers.RepeatVector: LayerQuantizeConfig(),
+        # Folded by the converter into SUB and MUL with constant operands,
+        # int8 in and out: the input is quantized (QuantizeLayer or the
+        # previous layer) and so is the normalized output.
+        TwinNormalization: LayerQuantizeConfig(quantize_output=True),
+        # GATHER from an int8 table; the output keeps the table's grid.
+        tf_keras.layers.Embedding: LayerQuantizeConfig(
+            ["embeddings"], weight_grid="table"
+        ),
+    }
+
+    def __init__(self):
+        self._default = (
+            tfmot.quantization.keras.default_8bit.Default8BitQuantizeRegistry()
+        )
+
+    def _config(self, layer):
+        if lstm_cells(layer):
+            return LSTMQuantizeConfig()
+        if isinstance(layer, tf_keras.layers.TimeDistributed):
+            inner = self._config(layer.layer)
+            return None if inner is None else WrappedQuantizeConfig(inner)
+        config = self._LAYER_QUANTIZE_CONFIGS.get(type(layer))
+        if config is not None:
+            return LayerQuantizeConfig.from_config(config.get_config())
+        if self._default.supports(layer):
+            return self._default.get_quantize_config(layer)
+        return None
+
+    def supports(self, layer):
+        """Whether `layer` (a tf_keras layer) has a QuantizeConfig."""
+        return self._config(layer) is not None
+
+    def get_quantize_config(self, layer):
+        """The QuantizeConfig for tf_keras `layer`.
+
+        Raises:
+            ValueError: if `layer` is not supported (see `supports`).
+        """
+        config = self._config(layer)
+        if config is None:
+            raise ValueError(
+                f"No QuantizeConfig for {type(layer).__name__} "
+                f"{layer.name!r}: neither keras_lstm's registry nor tfmot's "
+                "default 8-bit registry has one."
+            )
+        return config
+
+
+_transforms = _compat.tfmot_default_8bit_transforms()
+
+
+class _FloatInputLayerQuantize(_transforms.InputLayerQuantize):
+    """tfmot's input QuantizeLayer, for float inputs only.
+
+    An integer input (the token ids of an `Embedding`) reaches the file as
+    int32, unquantized; tfmot's fake-quant refuses int32 tensors.
+    """
+
+    def pattern(self):
+        graph = tfmot.quantization.keras.graph_transformations
+        return graph.transforms.LayerPattern("InputLayer", {"dtype": "float.*"})
+
+
+class QuantizeLayoutTransform(
+    tfmot.quantization.keras.default_8bit.Default8BitQuantizeLayoutTransform
+):
+    """tfmot's default 8-bit layout transforms, float inputs quantized only.
+
+    tfmot builds its list inside `apply`; it is repeated here (tfmot 0.8.1's
+    `default_8bit_quantize_layout_transform.py`) with `InputLayerQuantize`
+    restricted to float inputs.
+    """
+
+    def apply(self, model, layer_quantize_map):
+        transformer = tfmot.quantization.keras.graph_transformations
+        transforms = [
+            _FloatInputLayerQuantize(),
+            _transforms.SeparableConv1DQuantize(),
+            _transforms.SeparableConvQuantize(),
+            _transforms.Conv2DReshapeBatchNormReLUQuantize(),
+            _transforms.Conv2DReshapeBatchNormActivationQuantize(),
+            _transforms.Conv2DBatchNormReLUQuantize(),
+            _transforms.Conv2DBatchNormActivationQuantize(),
+            _transforms.Conv2DReshapeBatchNormQuantize(),
+            _transforms.Conv2DBatchNormQuantize(),
+            _transforms.ConcatTransform6Inputs(),
+            _transforms.ConcatTransform5Inputs(),
+            _transforms.ConcatTransform4Inputs(),
+            _transforms.ConcatTransform3Inputs(),
+            _transforms.ConcatTransform(),
+            _transforms.DenseBatchNormQuantize(),
+            _transforms.DenseBatchNormReLUQuantize(),
+            _transforms.DenseBatchNormActivationQuantize(),
+            _transforms.LayerReLUQuantize(),
+            _transforms.LayerReluActivationQuantize(),
+        ]
+        return transformer.model_transformer.ModelTransformer(
+            model, transforms, set(layer_quantize_map), layer_quantize_map
+        ).transform()
+
+
+class QuantizeScheme(tfmot.quantization.keras.QuantizeScheme):
+    """tfmot's default 8-bit scheme with keras_lstm's registry and layout."""
+
+    def get_layout_transformer(self):
+        return QuantizeLayoutTransform()
+
+    def get_quantize_registry(self):
+        return QuantizeRegistry()
+
+
 # What `quantize_scope` / `tf_keras.models.load_model` need to rebuild a QAT
 # model that holds the twin.
 CUSTOM_OBJECTS = {
@@ -537,4 +907,9 @@ CUSTOM_OBJECTS = {
     "GateWeightQuantizer": GateWeightQuantizer,
     "PassThroughQuantizer": PassThroughQuantizer,
     "HiddenStateQuantizer": HiddenStateQuantizer,
+    "TwinNormalization": TwinNormalization,
+    "LayerQuantizeConfig": LayerQuantizeConfig,
+    "WrappedQuantizeConfig": WrappedQuantizeConfig,
+    "ChannelWeightQuantizer": ChannelWeightQuantizer,
+    "TableQuantizer": TableQuantizer,
 }

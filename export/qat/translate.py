@@ -2,8 +2,9 @@
 
 `quantize_model` rebuilds a Keras 3 graph model in tf_keras, layer by layer
 and call by call, with every LSTM as `tf_keras.layers.RNN(TwinLSTMCell)`
-(`keras_lstm.export.qat.layers`) annotated with `LSTMQuantizeConfig`, and
-the other layers left to tfmot's default 8-bit registry. `to_keras3` goes
+(`keras_lstm.export.qat.layers`), `Normalization` as `TwinNormalization`,
+and annotates each layer with the config `layers.QuantizeRegistry` gives it
+(or the caller's, `quantize_configs`). `to_keras3` goes
 back: the QAT model's latent float weights into a clone of the Keras 3
 architecture. Keras 3 configs reach tf_keras through `_translate`, which
 keeps only the arguments a tf_keras class accepts and refuses, with the
@@ -16,7 +17,7 @@ import contextlib
 import importlib
 import inspect
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import keras
@@ -199,34 +200,36 @@ def _twin_rnn(layer, qat_layers):
 
 
 def _tf_keras_layer(layer, qat_layers):
-    """The tf_keras layer for Keras 3 `layer`, and its QuantizeConfig.
-
-    Returns:
-        `(tf_keras_layer, quantize_config)`; `quantize_config` is `None`
-        for layers left to tfmot's default registry.
+    """The tf_keras twin of Keras 3 `layer` (QuantizeConfig: the registry).
 
     Raises:
         _Unsupported: with the reason.
     """
     tf_keras = qat_layers.tf_keras
     if lowering.is_lstm_layer(layer):
-        return _twin_rnn(layer, qat_layers), qat_layers.LSTMQuantizeConfig()
+        return _twin_rnn(layer, qat_layers)
     if isinstance(layer, keras.layers.Bidirectional):
         directions = (layer.forward_layer, layer.backward_layer)
         if not all(lowering.is_lstm_layer(d) for d in directions):
             raise _Unsupported("Bidirectional around a non-LSTM layer")
         forward, backward = (_twin_rnn(d, qat_layers) for d in directions)
-        return (
-            tf_keras.layers.Bidirectional(
-                forward,
-                backward_layer=backward,
-                merge_mode=layer.merge_mode,
-                name=layer.name,
-            ),
-            qat_layers.LSTMQuantizeConfig(),
+        return tf_keras.layers.Bidirectional(
+            forward,
+            backward_layer=backward,
+            merge_mode=layer.merge_mode,
+            name=layer.name,
+        )
+    if isinstance(layer, keras.layers.TimeDistributed):
+        return tf_keras.layers.TimeDistributed(
+            _tf_keras_layer(layer.layer, qat_layers), name=layer.name
         )
     class_name = type(layer).__name__
-    klass = getattr(tf_keras.layers, class_name, None)
+    # Normalization's twin reads its statistics live (see TwinNormalization).
+    klass = (
+        qat_layers.TwinNormalization
+        if isinstance(layer, keras.layers.Normalization)
+        else getattr(tf_keras.layers, class_name, None)
+    )
     if not type(layer).__module__.startswith("keras.") or klass is None:
         raise _Unsupported(
             "not a built-in Keras layer with a tf_keras counterpart"
@@ -237,7 +240,7 @@ def _tf_keras_layer(layer, qat_layers):
         _TF_KERAS_LAYER_KWARGS,
         what=class_name,
     )
-    return klass.from_config(config), None
+    return klass.from_config(config)
 
 
 # ---------------------------------------------------------------------------
@@ -339,47 +342,98 @@ def _check_model(model):
             )
 
 
-def quantize_model(model: keras.Model) -> "tf_keras.Model":
+def quantize_model(
+    model: keras.Model,
+    *,
+    quantize_configs: "Mapping[str, object] | None" = None,
+) -> "tf_keras.Model":
     """A tfmot QAT model of a trained Keras 3 LSTM model.
 
     Rebuilds `model` in tf_keras with the same layers, names and weights
-    (every LSTM as `tf_keras.layers.RNN(TwinLSTMCell)`), annotates the LSTMs
-    with `LSTMQuantizeConfig` and the other layers with tfmot's default
-    8-bit registry, and applies tfmot. The result is ready for
-    `compile` and `fit`; `to_keras3` gives the fine-tuned Keras 3 model back.
+    (every LSTM as `tf_keras.layers.RNN(TwinLSTMCell)`), annotates every
+    layer with the QuantizeConfig of `keras_lstm.export.qat`'s registry
+    (`layers.QuantizeRegistry`: its own entries, then tfmot's default 8-bit
+    registry), and applies tfmot. The result is ready for `compile` and
+    `fit`; `to_keras3` gives the fine-tuned Keras 3 model back.
 
     Supported: Sequential and Functional models of `keras_lstm.LSTM`,
     `keras.layers.LSTM`, `keras.layers.RNN(LSTMCell)` (either cell),
-    `Bidirectional` of these, and the built-in layers tfmot quantizes
-    (`Dense`, `Dropout`, `Flatten`, `Reshape`, `Add`, `Concatenate`, ...;
-    not `Conv1D`, `BatchNormalization` or `LayerNormalization` in 0.8).
+    `Bidirectional` of these, `Conv1D`, `MaxPooling1D`, `AveragePooling1D`,
+    `Normalization`, `Embedding` (int32 token inputs), `RepeatVector`,
+    `TimeDistributed` of a supported layer, and the built-in layers tfmot
+    quantizes (`Dense`, `Dropout`, `Flatten`, `Reshape`, `Add`,
+    `Concatenate`, ...). Any other built-in layer takes a config of yours
+    through `quantize_configs`.
 
     Args:
         model: A trained, built Keras 3 Sequential or Functional model with
-            one input `(batch, time, features)` and one output.
+            one input and one output.
+        quantize_configs: Layer name -> tfmot `QuantizeConfig`, for layers
+            the registry does not cover (or to override it). The config
+            quantizes the layer's tf_keras counterpart, as it would under
+            `tfmot.quantization.keras.quantize_annotate_layer`; its class
+            must be importable (registered with
+            `tf_keras.saving.register_keras_serializable`) for tfmot to
+            clone the model. Default: `None`.
 
     Returns:
         A tf_keras `Model` (tfmot QAT model). Compile it (with a small
         learning rate) and fine-tune it.
 
     Raises:
-        TypeError: if `model` is not a Keras 3 model.
+        TypeError: if `model` is not a Keras 3 model, or a value of
+            `quantize_configs` is not a tfmot `QuantizeConfig`.
         ValueError: if the model is subclassed, unbuilt, cannot be exported
-            to the fused int8 op, or holds layers that tfmot cannot quantize
+            to the fused int8 op, names unknown layers in
+            `quantize_configs`, or holds layers that cannot be quantized
             (one error naming all of them, with what to do).
     """
     lowering.require_tensorflow_backend("quantize_model")
     _check_model(model)
     qat_layers = _layers()
-    annotated = _annotated_twin(model, qat_layers)
+    quantize_configs = _check_quantize_configs(
+        quantize_configs, model, qat_layers
+    )
+    annotated = _annotated_twin(model, qat_layers, quantize_configs)
     quantization = qat_layers.tfmot.quantization.keras
-    with quantization.quantize_scope(qat_layers.CUSTOM_OBJECTS):
-        qat_model = quantization.quantize_apply(annotated)
+    custom = {type(c).__name__: type(c) for c in quantize_configs.values()}
+    with quantization.quantize_scope({**qat_layers.CUSTOM_OBJECTS, **custom}):
+        qat_model = quantization.quantize_apply(
+            annotated, qat_layers.QuantizeScheme()
+        )
     setattr(qat_model, _SOURCE_ATTRIBUTE, model.to_json())
     return qat_model
 
 
-def _annotated_twin(model, qat_layers):
+def _check_quantize_configs(quantize_configs, model, qat_layers):
+    if quantize_configs is None:
+        return {}
+    if not isinstance(quantize_configs, Mapping):
+        raise TypeError(
+            "Received an invalid value for argument `quantize_configs`: "
+            "expected a dict of layer name -> tfmot QuantizeConfig, got "
+            f"{type(quantize_configs).__name__}."
+        )
+    names = {layer.name for layer in model.layers}
+    unknown = sorted(set(quantize_configs) - names)
+    if unknown:
+        raise ValueError(
+            "Received an invalid value for argument `quantize_configs`: "
+            f"model {model.name!r} has no layers named {unknown}; its layers "
+            f"are {sorted(names)}."
+        )
+    base = qat_layers.tfmot.quantization.keras.QuantizeConfig
+    for name, config in quantize_configs.items():
+        if not isinstance(config, base):
+            raise TypeError(
+                "Received an invalid value for argument `quantize_configs`: "
+                f"layer {name!r} maps to a {type(config).__name__}, expected "
+                "a tfmot.quantization.keras.QuantizeConfig."
+            )
+    return dict(quantize_configs)
+
+
+def _annotated_twin(model, qat_layers, quantize_configs=None):
     """The float tf_keras twin of `model`, annotated for `quantize_apply`.
 
     `QuantizeAnnotate` only marks layers, so this model computes what
@@ -387,18 +441,23 @@ def _annotated_twin(model, qat_layers):
     """
     tf_keras = qat_layers.tf_keras
     quantization = qat_layers.tfmot.quantization.keras
-    registry = quantization.default_8bit.Default8BitQuantizeRegistry()
+    registry = qat_layers.QuantizeRegistry()
+    quantize_configs = quantize_configs or {}
 
     input_names, nodes, output_refs = _graph(model)
     converted, problems = {}, []
     for name in dict.fromkeys(name for name, _, _ in nodes):
         layer = model.get_layer(name)
         try:
-            new, config = _tf_keras_layer(layer, qat_layers)
-            if config is None and not registry.supports(new):
+            new = _tf_keras_layer(layer, qat_layers)
+            if name in quantize_configs:
+                config = quantize_configs[name]
+            elif registry.supports(new):
+                config = registry.get_quantize_config(new)
+            else:
                 raise _Unsupported(
-                    "tfmot's default 8-bit registry has no QuantizeConfig "
-                    "for it"
+                    "neither keras_lstm's QuantizeRegistry nor tfmot's "
+                    "default 8-bit registry has a QuantizeConfig for it"
                 )
         except _Unsupported as reason:
             problems.append(f"{name!r} ({type(layer).__name__}): {reason}")
@@ -414,11 +473,16 @@ def _annotated_twin(model, qat_layers):
             "quantize_model cannot build a QAT model of "
             f"{model.name!r}; these layers cannot be quantized:\n  - "
             + "\n  - ".join(problems)
-            + "\nReplace them by layers tfmot 0.8 quantizes (Dense, "
-            "Dropout, Flatten, Reshape, Add, Concatenate, ReLU, Softmax, "
-            "GlobalAveragePooling1D, ...) or by keras_lstm.LSTM / "
-            "keras.layers.LSTM, or move them out of the model (preprocess "
-            "the inputs, post-process the outputs)."
+            + "\nFor each, either replace the layer by one that quantizes "
+            "(keras_lstm.LSTM / keras.layers.LSTM, Conv1D, MaxPooling1D, "
+            "AveragePooling1D, Normalization, Embedding, RepeatVector, "
+            "TimeDistributed(Dense), Dense, Dropout, Flatten, Reshape, Add, "
+            "Concatenate, ReLU, Softmax, GlobalAveragePooling1D, ...), move "
+            "it out of the model (preprocess the inputs, post-process the "
+            "outputs), or, for a built-in Keras layer, give it your own "
+            "tfmot QuantizeConfig: quantize_model(model, quantize_configs="
+            "{'<layer name>': YourQuantizeConfig()}), as tfmot's "
+            "quantize_annotate_layer would (see the README, QAT)."
         )
 
     tensors = {}
@@ -520,6 +584,10 @@ def _copy_latent_weights(layer, target, wrapper_class):
             f"{found}; the architectures differ."
         )
     target.set_weights([v.numpy() for v in variables])
+    # Normalization computes its mean and variance tensors from its
+    # variables in `finalize_state`, not at call time.
+    if isinstance(target, keras.layers.Normalization):
+        target.finalize_state()
 
 
 def _check_qat_model(qat_model):
