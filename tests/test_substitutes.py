@@ -30,6 +30,7 @@ from zoo import (
     RUNTIMES,
     accuracy,
     assert_float_matches,
+    export_zoo,
     mse,
     run_on,
 )
@@ -125,29 +126,16 @@ def addition():
 @pytest.fixture(scope="module")
 def exported(autoencoder, addition, tmp_path_factory):
     """{(model name, quantization): (report, Keras outputs, data, target)}."""
-    root = tmp_path_factory.mktemp("zoo")
-    files = {}
-    for name, (model, train, held_out, target) in (
-        ("autoencoder", autoencoder),
-        ("addition_rnn", addition),
-    ):
-        expected = model.predict(held_out, verbose=0)
-        for quantization in ("none", "int8"):
-            # An int8 softmax can be farther (max abs) from float's than
-            # to_tflite's default bound with float's accuracy (measured
-            # 0.096, 52.2 % vs 52.8 %, on a longer-trained addition_rnn);
-            # issue 11 judges int8 on the task metric, below.
-            tolerance = 0.25 if quantization == "int8" else None
-            report = to_tflite(
-                model,
-                root / f"{name}_{quantization}.tflite",
-                quantization=quantization,
-                representative_data=train[:256],
-                check_data=held_out,
-                tolerance=tolerance,
-            )
-            files[name, quantization] = (report, expected, held_out, target)
-    return files
+    # An int8 softmax can be farther (max abs) from float's than to_tflite's
+    # default bound with float's accuracy (measured 0.096, 52.2 % vs
+    # 52.8 %, on a longer-trained addition_rnn); issue 11 judges int8 on the
+    # task metric, below.
+    return export_zoo(
+        {"autoencoder": autoencoder, "addition_rnn": addition},
+        tmp_path_factory.mktemp("zoo"),
+        int8_tolerance=0.25,
+        calibration_limit=256,
+    )
 
 
 MODELS = ["autoencoder", "addition_rnn"]

@@ -22,12 +22,12 @@ from zoo import (
     RUNTIMES,
     accuracy,
     assert_float_matches,
+    export_zoo,
     mse,
     run_on,
 )
 
 import keras_lstm
-from keras_lstm.export import to_tflite
 
 T_WEATHER, F_WEATHER = 24, 5
 T_CONV, F_CONV = 32, 3
@@ -90,23 +90,10 @@ def conv1d():
 @pytest.fixture(scope="module")
 def exported(weather, conv1d, tmp_path_factory):
     """{(name, quantization): (report, Keras outputs, held out, target)}."""
-    root = tmp_path_factory.mktemp("zoo")
-    files = {}
-    for name, (model, train, held_out, target) in (
-        ("weather", weather),
-        ("conv1d", conv1d),
-    ):
-        expected = model.predict(held_out, verbose=0)
-        for quantization in ("none", "int8"):
-            report = to_tflite(
-                model,
-                root / f"{name}_{quantization}.tflite",
-                quantization=quantization,
-                representative_data=train,
-                check_data=held_out,
-            )
-            files[name, quantization] = (report, expected, held_out, target)
-    return files
+    return export_zoo(
+        {"weather": weather, "conv1d": conv1d},
+        tmp_path_factory.mktemp("zoo"),
+    )
 
 
 MODELS = ["weather", "conv1d"]

@@ -8,7 +8,7 @@ Issue 11's acceptance, on a held-out split, against Keras (the reference):
 
 import numpy as np
 
-from keras_lstm.export import load_tflite, run_tflite_micro
+from keras_lstm.export import load_tflite, run_tflite_micro, to_tflite
 
 FLOAT_RTOL = 1e-4
 MSE_RELATIVE = 0.10
@@ -39,3 +39,31 @@ def assert_float_matches(actual, expected):
     error = np.abs(actual - expected)
     bound = FLOAT_RTOL * np.maximum(1.0, np.abs(expected))
     assert np.all(error <= bound), f"max abs error {error.max():.3g}"
+
+
+def export_zoo(models, root, *, int8_tolerance=None, calibration_limit=None):
+    """Each model's float and int8 files, checked on its held-out split.
+
+    Args:
+        models: `{name: (model, train, held_out, target)}`.
+        root: The directory for the files.
+        int8_tolerance: `to_tflite`'s bound for int8, `None` for its default.
+        calibration_limit: Calibrate on at most this many training sequences.
+
+    Returns:
+        `{(name, quantization): (report, Keras outputs, held out, target)}`.
+    """
+    files = {}
+    for name, (model, train, held_out, target) in models.items():
+        expected = model.predict(held_out, verbose=0)
+        for quantization in ("none", "int8"):
+            report = to_tflite(
+                model,
+                root / f"{name}_{quantization}.tflite",
+                quantization=quantization,
+                representative_data=train[:calibration_limit],
+                check_data=held_out,
+                tolerance=int8_tolerance if quantization == "int8" else None,
+            )
+            files[name, quantization] = (report, expected, held_out, target)
+    return files
