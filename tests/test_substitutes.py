@@ -25,13 +25,10 @@ import keras
 import numpy as np
 import pytest
 from zoo import (
-    ACCURACY_POINTS,
-    MSE_RELATIVE,
     RUNTIMES,
-    accuracy,
     assert_float_matches,
+    assert_int8_keeps_the_metric,
     export_zoo,
-    mse,
     run_on,
 )
 
@@ -167,14 +164,8 @@ def test_float_matches_keras_on_held_out(exported, name, runtime):
 def test_int8_keeps_the_task_metric(exported, name, runtime):
     report, expected, held_out, target = exported[name, "int8"]
     actual = run_on(runtime, report.path, held_out)
-    if name == "autoencoder":
-        float_mse, int8_mse = mse(expected, target), mse(actual, target)
-        relative = abs(int8_mse - float_mse) / float_mse
-        assert relative <= MSE_RELATIVE, (float_mse, int8_mse)
-    else:
-        float_acc = accuracy(expected, target)
-        int8_acc = accuracy(actual, target)
-        assert int8_acc >= float_acc - ACCURACY_POINTS, (float_acc, int8_acc)
+    metric = "mse" if name == "autoencoder" else "accuracy"
+    assert_int8_keeps_the_metric(actual, expected, target, metric)
 
 
 @pytest.mark.slow

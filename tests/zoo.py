@@ -34,6 +34,18 @@ def accuracy(prediction, target):
     return float(np.mean(prediction.argmax(-1) == target))
 
 
+def assert_int8_keeps_the_metric(actual, expected, target, metric):
+    """int8 outputs keep Keras float's task metric ("mse" or "accuracy")."""
+    if metric == "mse":
+        float_mse, int8_mse = mse(expected, target), mse(actual, target)
+        relative = abs(int8_mse - float_mse) / float_mse
+        assert relative <= MSE_RELATIVE, (float_mse, int8_mse)
+    else:
+        float_acc = accuracy(expected, target)
+        int8_acc = accuracy(actual, target)
+        assert int8_acc >= float_acc - ACCURACY_POINTS, (float_acc, int8_acc)
+
+
 def assert_float_matches(actual, expected):
     assert actual.shape == expected.shape, (actual.shape, expected.shape)
     error = np.abs(actual - expected)
