@@ -172,6 +172,28 @@ def spiky_mean(quick):
     return Task("SpikyMean", x_train, y_train, x_test, y_test, recipe)
 
 
+def _synthetic_task(
+    name, make, quick, *, units, epochs, build, metric="accuracy"
+):
+    """A task drawn from `make(n)`: 600 / 300 sequences with --quick (4
+    epochs, 1 QAT epoch), else 2000 / 600 (`epochs`, 3 QAT epochs)."""
+    n_train, n_test = (600, 300) if quick else (2000, 600)
+    (x_train, y_train), (x_test, y_test) = make(n_train), make(n_test)
+    recipe = Recipe(
+        units, 4 if quick else epochs, 64, 1e-2, 1 if quick else 3, 1e-3
+    )
+    return Task(
+        name,
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        recipe,
+        build=build,
+        metric=metric,
+    )
+
+
 def _conv_front_end(task):
     classes = int(task.y_train.max()) + 1
     return keras.Sequential(
@@ -198,20 +220,12 @@ def imu_frequency(quick):
         x += rng.normal(0.0, 0.6, (n, 64, 3))
         return x.astype("float32"), y
 
-    n_train, n_test = (600, 300) if quick else (2000, 600)
-    (x_train, y_train), (x_test, y_test) = make(n_train), make(n_test)
-    recipe = (
-        Recipe(16, 4, 64, 1e-2, 1, 1e-3)
-        if quick
-        else Recipe(16, 15, 64, 1e-2, 3, 1e-3)
-    )
-    return Task(
+    return _synthetic_task(
         "IMU (Conv1D+LSTM)",
-        x_train,
-        y_train,
-        x_test,
-        y_test,
-        recipe,
+        make,
+        quick,
+        units=16,
+        epochs=15,
         build=_conv_front_end,
     )
 
@@ -247,20 +261,12 @@ def sensor_offsets(quick):
         x[:, :, 1] = -50.0 + rng.normal(0.0, 30.0, (n, 40))
         return x, y
 
-    n_train, n_test = (600, 300) if quick else (2000, 600)
-    (x_train, y_train), (x_test, y_test) = make(n_train), make(n_test)
-    recipe = (
-        Recipe(8, 4, 64, 1e-2, 1, 1e-3)
-        if quick
-        else Recipe(8, 15, 64, 1e-2, 3, 1e-3)
-    )
-    return Task(
+    return _synthetic_task(
         "Sensors (Normalization+LSTM)",
-        x_train,
-        y_train,
-        x_test,
-        y_test,
-        recipe,
+        make,
+        quick,
+        units=8,
+        epochs=15,
         build=_normalized_lstm,
     )
 
@@ -299,20 +305,12 @@ def weather(quick):
         x = np.stack([temperature[:, :24], humidity[:, :24]], -1)
         return x.astype("float32"), temperature[:, 24:].astype("float32")
 
-    n_train, n_test = (600, 300) if quick else (2000, 600)
-    (x_train, y_train), (x_test, y_test) = make(n_train), make(n_test)
-    recipe = (
-        Recipe(32, 4, 64, 1e-2, 1, 1e-3)
-        if quick
-        else Recipe(32, 20, 64, 1e-2, 3, 1e-3)
-    )
-    return Task(
+    return _synthetic_task(
         "Weather (LSTM(32) regression, MSE)",
-        x_train,
-        y_train,
-        x_test,
-        y_test,
-        recipe,
+        make,
+        quick,
+        units=32,
+        epochs=20,
         build=_regressor,
         metric="mse",
     )
@@ -350,20 +348,12 @@ def token_sentiment(quick):
             x[row, where] = rng.integers(low, high, count)
         return x.astype("int32"), y
 
-    n_train, n_test = (600, 300) if quick else (2000, 600)
-    (x_train, y_train), (x_test, y_test) = make(n_train), make(n_test)
-    recipe = (
-        Recipe(16, 4, 64, 1e-2, 1, 1e-3)
-        if quick
-        else Recipe(16, 15, 64, 1e-2, 3, 1e-3)
-    )
-    return Task(
+    return _synthetic_task(
         "Tokens (Embedding+LSTM)",
-        x_train,
-        y_train,
-        x_test,
-        y_test,
-        recipe,
+        make,
+        quick,
+        units=16,
+        epochs=15,
         build=_token_lstm,
     )
 
