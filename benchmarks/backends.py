@@ -27,10 +27,8 @@ import json
 import os
 import pathlib
 import platform
-import statistics
 import subprocess
 import sys
-import time
 
 ALL_BACKENDS = ("tensorflow", "jax", "torch")
 NAMES = ("keras.layers.LSTM", "keras_lstm.LSTM")
@@ -65,26 +63,17 @@ def cpu_description():
     )
 
 
-def _time_interleaved(functions, repeats):
-    """Median seconds per call of each function, calls interleaved."""
-    for fn in functions.values():  # trace, compile and warm up
-        fn()
-        fn()
-    samples = {name: [] for name in functions}
-    for _ in range(repeats):
-        for name, fn in functions.items():
-            start = time.perf_counter()
-            fn()
-            samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(s) for name, s in samples.items()}
-
-
 def worker(args):
     """Runs in a process whose KERAS_BACKEND is set; prints one JSON line."""
     import keras
     import numpy as np
 
     import keras_lstm
+
+    # speed.py's interleaved timer; it imports Keras and keras_lstm, which
+    # this worker has just imported on its backend.
+    sys.path.insert(0, str(pathlib.Path(__file__).parent))
+    from speed import time_interleaved
 
     makers = {
         "keras.layers.LSTM": lambda: keras.layers.LSTM(args.units),
@@ -113,11 +102,11 @@ def worker(args):
             weights = model.get_weights()
         model.set_weights(weights)
         models[name] = model
-    train = _time_interleaved(
+    train = time_interleaved(
         {n: (lambda m=m: m.train_on_batch(x, y)) for n, m in models.items()},
         args.repeats,
     )
-    infer = _time_interleaved(
+    infer = time_interleaved(
         {n: (lambda m=m: m.predict_on_batch(x)) for n, m in models.items()},
         args.repeats,
     )
