@@ -522,6 +522,59 @@ def test_int8_file_uses_the_scales_qat_simulated(exported):
     )
 
 
+# The file's output grid against the one QAT fine-tuned on. The converter
+# calibrates float activations; QAT measures the same tensor through int8
+# weights and an int8 h, which moves the extremes of a 64-sequence set by
+# under 0.5% (measured); 2% leaves room without admitting tfmot's EMA range,
+# which after 4 steps is still about [-6, 6] (3 to 150 times too wide here).
+OUTPUT_GRID_RTOL = 0.02
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("output_scale", [0.1, 2.0, 40.0])
+def test_int8_output_grid_is_the_one_qat_simulated(output_scale, rng, tmp_path):
+    # A regression head: the int8 output's range is what calibration
+    # measures, and values beyond it clip. QAT has to fine-tune on that grid.
+    model = _fixed_weights(
+        _sequential(keras_lstm.LSTM(4), keras.layers.Dense(1)), rng
+    )
+    dense = model.layers[-1]
+    kernel, bias = dense.get_weights()
+    dense.set_weights([output_scale * kernel, output_scale * (bias + 0.5)])
+    x = _x(rng, n=64)
+    qat_model = qat.quantize_model(model)
+    # Learning rate 0: the weights stay, one epoch measures the ranges.
+    tf_keras = sys.modules["tf_keras"]
+    qat_model.compile(optimizer=tf_keras.optimizers.SGD(0.0), loss="mse")
+    qat_model.fit(
+        x, model.predict(x, verbose=0), epochs=1, batch_size=16, verbose=0
+    )
+    simulated = {
+        v.name.split("/")[-1].split(":")[0]: float(v.numpy())
+        for v in qat_model.get_layer("quant_" + dense.name).weights
+        if "post_activation" in v.name
+    }
+    report = keras_lstm.export.to_tflite(
+        qat_model,
+        tmp_path / "regression.tflite",
+        quantization="int8",
+        representative_data=x,
+        check_data=x[:8],
+    )
+    (output,) = report.outputs
+    low = (-128 - output.zero_point) * output.scale
+    high = (127 - output.zero_point) * output.scale
+    span = simulated["post_activation_max"] - simulated["post_activation_min"]
+    message = f"file [{low:.4g}, {high:.4g}], QAT {simulated}"
+    assert output.scale == pytest.approx(span / 255, rel=OUTPUT_GRID_RTOL), (
+        message
+    )
+    for edge, name in ((low, "min"), (high, "max")):
+        assert abs(edge - simulated[f"post_activation_{name}"]) <= (
+            OUTPUT_GRID_RTOL * span
+        ), message
+
+
 # ---------------------------------------------------------------------------
 # Each new QuantizeConfig through the whole flow: quantize_model -> fit ->
 # to_tflite(int8), fused and builtin-only.

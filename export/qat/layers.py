@@ -623,8 +623,14 @@ class TableQuantizer(_quantizers.Quantizer):
 
 
 def _activations():
-    # tfmot's own activation quantizer: int8 asymmetric with an EMA range.
-    return _quantizers.MovingAverageQuantizer(
+    # int8 asymmetric, with the range the converter's calibration will give
+    # the tensor: the running min and max of the values seen (0 included),
+    # as tfmot's input QuantizeLayer does. tfmot's MovingAverageQuantizer
+    # starts at [-6, 6] and moves 0.1% a step: after a fine-tune of a few
+    # hundred steps it still simulates a grid several times coarser than
+    # the file's, and none of the file's clipping (a regression's int8
+    # output clipped beyond the calibrated range is what cost Weather).
+    return _quantizers.AllValuesQuantizer(
         num_bits=8, per_axis=False, symmetric=False, narrow_range=False
     )
 
@@ -634,14 +640,19 @@ _WEIGHT_GRIDS = {"per_channel": ChannelWeightQuantizer, "table": TableQuantizer}
 
 @tf_keras.saving.register_keras_serializable(package=_PACKAGE)
 class LayerQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
-    """tfmot's `Default8BitQuantizeConfig`, with the converter's weight grids.
+    """tfmot's `Default8BitQuantizeConfig`, with the converter's grids.
+
+    Weights on the converter's grid (`weight_grid`); activations and outputs
+    int8 asymmetric with the running min/max range, which is what the
+    converter's calibration measures (tfmot's EMA range, which starts at
+    [-6, 6], would not reach it in a short fine-tune).
 
     Args:
         weight_attrs: Names of the weight attributes to fake-quantize.
         activation_attrs: Names of the activation attributes to wrap
             (tfmot's `QuantizeAwareActivation`, as for `Dense`).
         quantize_output: Whether to fake-quantize the layer's output (int8
-            asymmetric, EMA range).
+            asymmetric, the min/max range seen in training, as calibrated).
         weight_grid: `"per_channel"` (int8 symmetric narrow range, one scale
             per output channel: CONV_2D, FULLY_CONNECTED) or `"table"`
             (int8 asymmetric per tensor: GATHER). Default: `"per_channel"`.
