@@ -310,8 +310,8 @@ def test_qat_model_trains_and_learns_ranges(rng):
         if "_state_" in v.name
     }
     assert ranges["cell_state_max_abs"] > 1.0, ranges
-    assert ranges["hidden_state_min"] != -1.0, ranges
-    assert ranges["hidden_state_max"] != 1.0, ranges
+    # h's range starts empty and grows to what training saw, both signs.
+    assert ranges["hidden_state_min"] < 0.0 < ranges["hidden_state_max"], ranges
 
 
 def test_unsupported_layers_are_named_in_one_error():
