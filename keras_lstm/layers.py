@@ -392,6 +392,17 @@ class SequencePath:
 # (`benchmarks/speed.py --units-sweep`, results/units_sweep.md).
 PARALLEL_MIN_UNITS = 96
 
+# Small batches: with a batch of at most SMALL_BATCH, known when the call is
+# traced, the parallel path needs more units. In the grid of
+# `benchmarks/speed.py --grid` (T=50, two runs, 2 cores) it trained at
+# 0.79x-0.90x at 128 units with batch 1, 0.82x-0.86x at 128 with batch 16
+# and 0.84x-0.95x at 256 with batch 16, and inferred at 0.81x-0.94x at 128
+# units with batch 1 and 16, while a control (Keras against itself) read
+# 0.93x-1.21x; from 256 units its inference at batch 1 and 16 gained
+# 1.30x-1.45x, and from 512 units training did too (0.97x-1.68x).
+SMALL_BATCH = 16
+SMALL_BATCH_MIN_UNITS = {"inference": 192, "training": 512}
+
 
 @keras.saving.register_keras_serializable(package="keras_lstm")
 class LSTM(keras.layers.RNN):
@@ -628,8 +639,11 @@ class LSTM(keras.layers.RNN):
                     f"{shape}."
                 )
 
-    def sequence_path(self, mask=None, training=False):
+    def sequence_path(self, mask=None, training=False, batch_size=None):
         """Which implementation runs for this call: a `SequencePath` value.
+
+        `batch_size` is the call's batch size where it is known when the
+        call is traced (`None`: unknown).
 
         The rules, in order:
 
@@ -651,9 +665,11 @@ class LSTM(keras.layers.RNN):
           `mask` (Keras's masking rules live in that loop) or
           `unroll=True`.
         - On TensorFlow: `"generic"` for dropout or recurrent dropout while
-          training (the cell draws the masks) and layers of fewer than
-          `PARALLEL_MIN_UNITS` units; `"parallel"`, the fast path,
-          otherwise.
+          training (the cell draws the masks), layers of fewer than
+          `PARALLEL_MIN_UNITS` units, and, for a `batch_size` of at most
+          `SMALL_BATCH`, layers of fewer than `SMALL_BATCH_MIN_UNITS`
+          units (192 at inference, 512 while training); `"parallel"`, the
+          fast path, otherwise.
         - On PyTorch: `"generic"` otherwise.
         - On JAX: `"generic"`, the loop `keras.layers.LSTM` runs on a CPU.
 
@@ -661,7 +677,7 @@ class LSTM(keras.layers.RNN):
         rounding (`tests/test_layers.py` holds each to the same
         tolerances).
         """
-        return self._route(mask, training, try_cudnn=True)
+        return self._route(mask, training, try_cudnn=True, batch=batch_size)
 
     def _backend_kernel_applies(self, mask, training):
         """Whether `keras.layers.LSTM` would call the backend's `lstm(...)`.
@@ -689,7 +705,7 @@ class LSTM(keras.layers.RNN):
             )
         )
 
-    def _route(self, mask, training, try_cudnn):
+    def _route(self, mask, training, try_cudnn, batch=None):
         if _LOWERING.get() is not None:
             return SequencePath.LOWERED
         if try_cudnn and self._cudnn_applies(mask, training):
@@ -706,13 +722,21 @@ class LSTM(keras.layers.RNN):
                 return SequencePath.GENERIC
             if self.units < PARALLEL_MIN_UNITS:
                 return SequencePath.GENERIC
+            if (
+                batch is not None
+                and batch <= SMALL_BATCH
+                and self.units
+                < SMALL_BATCH_MIN_UNITS["training" if training else "inference"]
+            ):
+                return SequencePath.GENERIC
             return SequencePath.PARALLEL
         return SequencePath.GENERIC
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if keras.tree.is_nested(mask):
             mask = mask[0]
-        path = self._route(mask, training, try_cudnn=True)
+        batch = sequences.shape[0]
+        path = self._route(mask, training, try_cudnn=True, batch=batch)
         if path == SequencePath.CUDNN:
             try:
                 return self._backend_sequence(
@@ -720,7 +744,7 @@ class LSTM(keras.layers.RNN):
                 )
             except NotImplementedError:
                 # As keras.layers.LSTM: "auto" falls back.
-                path = self._route(mask, training, try_cudnn=False)
+                path = self._route(mask, training, try_cudnn=False, batch=batch)
         # On a PyTorch CPU Keras's `lstm(...)` runs its fallback, and
         # keras.layers.LSTM accepts use_cudnn=True there.
         if self.use_cudnn is True and path not in (

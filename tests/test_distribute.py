@@ -30,6 +30,7 @@ import keras_lstm
 
 KINDS = ("layer", "parallel", "cell")
 MIN_UNITS = keras_lstm.layers.PARALLEL_MIN_UNITS
+SMALL_BATCH = keras_lstm.layers.SMALL_BATCH
 out = sys.argv[1]
 rng = np.random.default_rng(0)
 x = rng.standard_normal((32, 12, 3)).astype("float32")
@@ -47,6 +48,7 @@ def build(kind):
     # "parallel": the layer's fast path, which 6 units would not take.
     parallel = kind == "parallel"
     keras_lstm.layers.PARALLEL_MIN_UNITS = 1 if parallel else MIN_UNITS
+    keras_lstm.layers.SMALL_BATCH = 0 if parallel else SMALL_BATCH
     recurrent = (
         keras.layers.RNN(keras_lstm.LSTMCell(6))
         if kind == "cell"

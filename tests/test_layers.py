@@ -71,11 +71,17 @@ def _expected_path(kind, units, **kwargs):
 
 @pytest.fixture(autouse=True)
 def _route_all_to_parallel(request, monkeypatch):
-    """For kind "parallel", lowers PARALLEL_MIN_UNITS so that small test
-    layers run the fast path too."""
+    """For kind "parallel", lowers PARALLEL_MIN_UNITS (and SMALL_BATCH) so
+    that small test layers run the fast path too."""
     callspec = getattr(request.node, "callspec", None)
     if callspec is not None and callspec.params.get("kind") == "parallel":
-        monkeypatch.setattr(keras_lstm.layers, "PARALLEL_MIN_UNITS", 1)
+        _force_parallel(monkeypatch)
+
+
+def _force_parallel(patch):
+    """Sends every call the fast path can take there, whatever its shape."""
+    patch.setattr(keras_lstm.layers, "PARALLEL_MIN_UNITS", 1)
+    patch.setattr(keras_lstm.layers, "SMALL_BATCH", 0)
 
 
 def _as_rnn(cell_class, units, kwargs):
@@ -224,7 +230,9 @@ def test_parity_grid(
 def test_parity_at_a_routed_width(return_sequences, go_backwards, rng):
     units = 128
     assert units >= keras_lstm.layers.PARALLEL_MIN_UNITS
-    x = rng.standard_normal((BATCH, 50, FEATURES)).astype("float32")
+    # Past the small-batch rule, which would send 128 units to the loop.
+    batch = keras_lstm.layers.SMALL_BATCH + 1
+    x = rng.standard_normal((batch, 50, FEATURES)).astype("float32")
     reference, ours = _pair(
         "layer",
         units,
@@ -234,8 +242,10 @@ def test_parity_at_a_routed_width(return_sequences, go_backwards, rng):
         go_backwards=go_backwards,
         call=False,
     )
-    assert ours.sequence_path() == _expected_path("layer", units)
-    shape = (BATCH, 50, units) if return_sequences else (BATCH, units)
+    assert ours.sequence_path(
+        training=True, batch_size=batch
+    ) == _expected_path("layer", units)
+    shape = (batch, 50, units) if return_sequences else (batch, units)
     probes = [rng.standard_normal(shape).astype("float32")]
     ref_out, ref_grads = _outputs_and_gradients(reference, x, probes)
     our_out, our_grads = _outputs_and_gradients(ours, x, probes)
@@ -434,7 +444,7 @@ def test_property_random_shapes(
     if BACKEND != "tensorflow":
         return
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(keras_lstm.layers, "PARALLEL_MIN_UNITS", 1)
+        _force_parallel(patch)
         reference, ours = _pair("parallel", units, x, rng, **kwargs)
         assert ours.sequence_path() == SequencePath.PARALLEL
         _assert_close_forward(ours(x), reference(x), "parallel")
@@ -519,8 +529,9 @@ def test_sequence_path_routing(
     units, kwargs, mask, training, expected, monkeypatch
 ):
     layer = keras_lstm.LSTM(units, **kwargs)
-    x = np.ones((2, 4, FEATURES), "float32")
-    mask = np.ones((2, 4), bool) if mask else None
+    batch = keras_lstm.layers.SMALL_BATCH + 1
+    x = np.ones((batch, 4, FEATURES), "float32")
+    mask = np.ones((batch, 4), bool) if mask else None
     assert layer.sequence_path(mask=mask, training=training) == expected
     calls = []
     from keras_lstm import tf_sequence
@@ -540,6 +551,47 @@ def test_sequence_path_routing(
     monkeypatch.setattr(tf_sequence, "lstm_sequence", spy_parallel)
     layer(x, mask=mask, training=training)
     assert calls == [expected]
+
+
+
+# The small-batch rule, at its edges; a batch that is unknown when the call
+# is traced (None) keeps the rule by units.
+@tensorflow_only
+@pytest.mark.parametrize(
+    "units,batch,training,expected",
+    [
+        (128, 16, False, SequencePath.GENERIC),
+        (128, 16, True, SequencePath.GENERIC),
+        (128, 17, False, SequencePath.PARALLEL),
+        (128, None, True, SequencePath.PARALLEL),
+        (191, 1, False, SequencePath.GENERIC),
+        (192, 1, False, SequencePath.PARALLEL),
+        (256, 16, True, SequencePath.GENERIC),
+        (511, 16, True, SequencePath.GENERIC),
+        (512, 16, True, SequencePath.PARALLEL),
+        (256, 17, True, SequencePath.PARALLEL),
+    ],
+)
+def test_small_batches_route_by_units_and_phase(
+    units, batch, training, expected, monkeypatch
+):
+    layer = keras_lstm.LSTM(units)
+    path = layer.sequence_path(training=training, batch_size=batch)
+    assert path == expected
+    if batch is None:
+        return
+    calls = []
+    from keras_lstm import tf_sequence
+
+    parallel = tf_sequence.lstm_sequence
+
+    def spy_parallel(*args, **kw):
+        calls.append(SequencePath.PARALLEL)
+        return parallel(*args, **kw)
+
+    monkeypatch.setattr(tf_sequence, "lstm_sequence", spy_parallel)
+    layer(np.ones((batch, 2, FEATURES), "float32"), training=training)
+    assert calls == ([SequencePath.PARALLEL] if path == "parallel" else [])
 
 
 def test_lowering_context_routes_and_restores():
