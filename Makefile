@@ -51,6 +51,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python benchmarks/speed.py
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python benchmarks/speed.py --grid --routed-only
 
 # keras_lstm.LSTM against keras.layers.LSTM on each installed backend (CPU).
 bench-backends: $(STAMP)

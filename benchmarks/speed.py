@@ -3,27 +3,35 @@
 Measures, in one process and interleaved (round-robin over the candidates, so
 that drifts in machine load hit all of them alike):
 
-- a train step (`model.train_on_batch`, Adam, Keras's default `compile`);
+- a train step (`model.train_on_batch`, Adam);
 - an inference call (`model.predict_on_batch`);
 
-for `keras.layers.LSTM`, `keras_lstm.LSTM` and
-`keras.layers.RNN(keras_lstm.LSTMCell)`, all from the same weights. Prints a
-markdown table of medians and ratios, the distance to the FLOP roof, and
-writes it to `benchmarks/results/speed.md`.
+for `keras.layers.LSTM` compiled with Keras's defaults and with
+`jit_compile=True` (XLA, which Keras leaves off on a CPU), `keras_lstm.LSTM`
+and `keras.layers.RNN(keras_lstm.LSTMCell)` with Keras's defaults, all from
+the same weights. Prints the CPU (lscpu's model and AVX flags), a markdown
+table of medians, ratios against both Keras configurations and the
+distance to the FLOP roof, and writes it to `benchmarks/results/speed.md`.
 
     python benchmarks/speed.py                # B=64, T=100, F=32, U=128
     python benchmarks/speed.py --quick        # a smoke run
+    python benchmarks/speed.py --grid         # units x batch, T=50
     python benchmarks/speed.py --units-sweep  # where the fast path pays
 
-`--units-sweep` times `keras_lstm.LSTM` on each of its two paths (forced by
-setting `keras_lstm.layers.PARALLEL_MIN_UNITS` while a model is traced)
-against `keras.layers.LSTM` for 16 to 512 units, which is where that
-threshold comes from; it writes `results/units_sweep.md`.
+`--grid` times `keras_lstm.LSTM` as routed, and each of its two TensorFlow
+paths forced, against `keras.layers.LSTM` on units {32, ..., 512} x batch
+{1, 16, 64, 256}; it writes `results/grid.md`. `--units-sweep` does the
+same along units only (`results/units_sweep.md`). The forced paths come
+from setting `keras_lstm.layers.PARALLEL_MIN_UNITS` while a model is traced.
+
+Ratios depend on the CPU: the same configuration gave 1.30x / 1.82x on an
+AVX2 machine and 1.11x / 1.14x on an AVX-512 one.
 """
 
 import argparse
 import os
 import pathlib
+import runpy
 import statistics
 import time
 
@@ -34,11 +42,28 @@ import numpy as np  # noqa: E402
 
 import keras_lstm  # noqa: E402
 
+# backends.py's lscpu summary; by path, as a `backends` module may already
+# be imported (the test suite has one).
+cpu_description = runpy.run_path(
+    str(pathlib.Path(__file__).with_name("backends.py"))
+)["cpu_description"]
+
+KERAS = "keras.layers.LSTM"
+KERAS_XLA = "keras.layers.LSTM (jit_compile=True)"
+OURS = "keras_lstm.LSTM"
+CONTROL = "keras.layers.LSTM (control)"
+
+# name: (layer factory, compile() keyword arguments)
 CANDIDATES = {
-    "keras.layers.LSTM": lambda units: keras.layers.LSTM(units),
-    "keras_lstm.LSTM": lambda units: keras_lstm.LSTM(units),
-    "RNN(keras_lstm.LSTMCell)": lambda units: keras.layers.RNN(
-        keras_lstm.LSTMCell(units)
+    KERAS: (lambda units: keras.layers.LSTM(units), {}),
+    KERAS_XLA: (
+        lambda units: keras.layers.LSTM(units),
+        {"jit_compile": True},
+    ),
+    OURS: (lambda units: keras_lstm.LSTM(units), {}),
+    "RNN(keras_lstm.LSTMCell)": (
+        lambda units: keras.layers.RNN(keras_lstm.LSTMCell(units)),
+        {},
     ),
 }
 
@@ -46,7 +71,7 @@ CANDIDATES = {
 def build_models(batch, timesteps, features, units, candidates=None):
     models = {}
     weights = None
-    for name, make in (candidates or CANDIDATES).items():
+    for name, (make, compile_kwargs) in (candidates or CANDIDATES).items():
         keras.utils.set_random_seed(0)
         model = keras.Sequential(
             [
@@ -58,6 +83,7 @@ def build_models(batch, timesteps, features, units, candidates=None):
         model.compile(
             optimizer="adam",
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            **compile_kwargs,
         )
         if weights is None:
             weights = model.get_weights()
@@ -78,6 +104,19 @@ def time_interleaved(functions, repeats):
             fn()
             samples[name].append(time.perf_counter() - start)
     return {name: statistics.median(s) for name, s in samples.items()}
+
+
+def time_models(models, x, y, repeats):
+    """`(train, inference)`: median seconds per call, by model name."""
+    train = time_interleaved(
+        {n: (lambda m=m: m.train_on_batch(x, y)) for n, m in models.items()},
+        repeats,
+    )
+    infer = time_interleaved(
+        {n: (lambda m=m: m.predict_on_batch(x)) for n, m in models.items()},
+        repeats,
+    )
+    return train, infer
 
 
 def lstm_train_flops(batch, timesteps, features, units):
@@ -112,24 +151,131 @@ class _RoutedLSTM(keras_lstm.LSTM):
         self._min_units = min_units
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
-        saved = keras_lstm.layers.PARALLEL_MIN_UNITS
-        keras_lstm.layers.PARALLEL_MIN_UNITS = self._min_units
+        layers = keras_lstm.layers
+        saved = layers.PARALLEL_MIN_UNITS, layers.SMALL_BATCH
+        layers.PARALLEL_MIN_UNITS = self._min_units
+        layers.SMALL_BATCH = 0  # units alone decide
         try:
             return super().call(sequences, initial_state, mask, training)
         finally:
-            keras_lstm.layers.PARALLEL_MIN_UNITS = saved
+            layers.PARALLEL_MIN_UNITS, layers.SMALL_BATCH = saved
+
+
+FORCED_PATHS = {
+    "parallel": (lambda units: _RoutedLSTM(units, min_units=1), {}),
+    "generic": (lambda units: _RoutedLSTM(units, min_units=10**9), {}),
+}
+
+GRID_UNITS = (32, 64, 128, 256, 512)
+GRID_BATCHES = (1, 16, 64, 256)
+
+
+def grid(args):
+    """`keras_lstm.LSTM` (routed, and each path forced) against Keras.
+
+    Every ratio is Keras's time (defaults) over ours: above 1 is faster.
+    """
+    # The control is keras.layers.LSTM against itself: how far apart two
+    # identical models read here, the noise floor of every ratio.
+    candidates = {
+        KERAS: CANDIDATES[KERAS],
+        CONTROL: CANDIDATES[KERAS],
+        OURS: CANDIDATES[OURS],
+    }
+    if not args.routed_only:
+        candidates.update(FORCED_PATHS)
+    lines = [
+        f"CPU: {cpu_description()}.",
+        "",
+        f"T={args.timesteps}, F={args.features}; median of {args.repeats} "
+        "interleaved runs; Keras's default compile for every model. Ratio: "
+        "keras.layers.LSTM's time over keras_lstm.LSTM's (above 1: "
+        "keras_lstm is faster); `route` is the path keras_lstm.LSTM takes "
+        "(train / inference where they differ), "
+        "`parallel` / `generic` each path forced; `control` is "
+        "keras.layers.LSTM timed against a second copy of itself, the "
+        "noise floor.",
+        "",
+    ]
+    header = (
+        "| units | batch | route | train | inference | train: control "
+        "| inference: control |"
+    )
+    rule = "|---|---|---|---|---|---|---|"
+    if not args.routed_only:
+        header += (
+            " train: parallel | train: generic | inference: parallel "
+            "| inference: generic |"
+        )
+        rule += "---|---|---|---|"
+    lines += [header, rule]
+    print("\n".join(lines), flush=True)
+    worst = {"train": np.inf, "inference": np.inf}
+    spread = {"train": [np.inf, 0.0], "inference": [np.inf, 0.0]}
+    rng = np.random.default_rng(0)
+    for units in args.grid_units:
+        for batch in args.grid_batches:
+            x = rng.standard_normal(
+                (batch, args.timesteps, args.features)
+            ).astype("float32")
+            y = rng.integers(0, 10, size=(batch,))
+            models = build_models(
+                batch, args.timesteps, args.features, units, candidates
+            )
+            train, infer = time_models(models, x, y, args.repeats)
+            layer = models[OURS].layers[0]
+            route = " / ".join(
+                dict.fromkeys(
+                    layer.sequence_path(training=phase, batch_size=batch)
+                    for phase in (True, False)
+                )
+            )
+            t0, i0 = train[KERAS], infer[KERAS]
+            worst["train"] = min(worst["train"], t0 / train[OURS])
+            worst["inference"] = min(worst["inference"], i0 / infer[OURS])
+            for key, base, times in (
+                ("train", t0, train),
+                ("inference", i0, infer),
+            ):
+                control = base / times[CONTROL]
+                spread[key] = [
+                    min(spread[key][0], control),
+                    max(spread[key][1], control),
+                ]
+            row = (
+                f"| {units} | {batch} | {route} | {t0 / train[OURS]:.2f}x | "
+                f"{i0 / infer[OURS]:.2f}x | {t0 / train[CONTROL]:.2f}x | "
+                f"{i0 / infer[CONTROL]:.2f}x |"
+            )
+            if not args.routed_only:
+                row += " ".join(
+                    f" {base / times[path]:.2f}x |"
+                    for base, times in ((t0, train), (i0, infer))
+                    for path in FORCED_PATHS
+                )
+            lines.append(row)
+            print(row, flush=True)
+            keras.backend.clear_session()
+    lines += [
+        "",
+        f"Lowest ratio of keras_lstm.LSTM: train {worst['train']:.2f}x, "
+        f"inference {worst['inference']:.2f}x. The control ranged "
+        f"{spread['train'][0]:.2f}x-{spread['train'][1]:.2f}x (train) and "
+        f"{spread['inference'][0]:.2f}x-{spread['inference'][1]:.2f}x "
+        "(inference).",
+    ]
+    print(lines[-1])
+    return "\n".join(lines)
 
 
 def units_sweep(args, x, y):
     """Speed-up of each path of `keras_lstm.LSTM` against Keras, by units."""
-    candidates = {
-        "keras.layers.LSTM": CANDIDATES["keras.layers.LSTM"],
-        "parallel": lambda units: _RoutedLSTM(units, min_units=1),
-        "generic": lambda units: _RoutedLSTM(units, min_units=10**9),
-    }
+    candidates = {KERAS: CANDIDATES[KERAS], **FORCED_PATHS}
     lines = [
+        f"CPU: {cpu_description()}.",
+        "",
         f"B={args.batch}, T={args.timesteps}, F={args.features}; median of "
-        f"{args.repeats} interleaved runs; {os.cpu_count()} CPU cores. "
+        f"{args.repeats} interleaved runs. "
         "Speed-up of each path of keras_lstm.LSTM against keras.layers.LSTM "
         "(above 1 is faster); the layer takes the parallel path from "
         f"PARALLEL_MIN_UNITS = {keras_lstm.layers.PARALLEL_MIN_UNITS} units.",
@@ -138,19 +284,13 @@ def units_sweep(args, x, y):
         "| inference: generic |",
         "|---|---|---|---|---|",
     ]
+    print("\n".join(lines), flush=True)
     for units in args.sweep_units:
         models = build_models(
             args.batch, args.timesteps, args.features, units, candidates
         )
-        train = time_interleaved(
-            {n: lambda m=m: m.train_on_batch(x, y) for n, m in models.items()},
-            args.repeats,
-        )
-        infer = time_interleaved(
-            {n: lambda m=m: m.predict_on_batch(x) for n, m in models.items()},
-            args.repeats,
-        )
-        t0, i0 = train["keras.layers.LSTM"], infer["keras.layers.LSTM"]
+        train, infer = time_models(models, x, y, args.repeats)
+        t0, i0 = train[KERAS], infer[KERAS]
         lines.append(
             f"| {units} | {t0 / train['parallel']:.2f}x | "
             f"{t0 / train['generic']:.2f}x | {i0 / infer['parallel']:.2f}x | "
@@ -163,11 +303,21 @@ def units_sweep(args, x, y):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--timesteps", type=int, default=100)
+    parser.add_argument("--timesteps", type=int, default=None)
     parser.add_argument("--features", type=int, default=32)
     parser.add_argument("--units", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--grid", action="store_true")
+    parser.add_argument("--grid-units", type=int, nargs="+", default=GRID_UNITS)
+    parser.add_argument(
+        "--grid-batches", type=int, nargs="+", default=GRID_BATCHES
+    )
+    parser.add_argument(
+        "--routed-only",
+        action="store_true",
+        help="in --grid, time only keras_lstm.LSTM as routed",
+    )
     parser.add_argument("--units-sweep", action="store_true")
     parser.add_argument(
         "--sweep-units",
@@ -180,63 +330,70 @@ def main(argv=None):
         default=str(pathlib.Path(__file__).parent / "results" / "speed.md"),
     )
     args = parser.parse_args(argv)
+    if args.timesteps is None:
+        args.timesteps = 50 if args.grid else 100
     if args.quick:
         args.batch, args.timesteps, args.repeats = 8, 10, 3
+        if args.grid_units is GRID_UNITS:
+            args.grid_units = GRID_UNITS[:1]
+        args.grid_batches = [8]
 
+    def write(table, name, echo=True):
+        if echo:
+            print(table)
+        if not args.quick:
+            out = pathlib.Path(args.out).with_name(name)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(table + "\n")
+
+    if args.grid:
+        write(grid(args), "grid.md", echo=False)
+        return 0
     rng = np.random.default_rng(0)
     x = rng.standard_normal(
         (args.batch, args.timesteps, args.features)
     ).astype("float32")
     y = rng.integers(0, 10, size=(args.batch,))
     if args.units_sweep:
-        table = units_sweep(args, x, y)
-        print(table)
-        if not args.quick:
-            out = pathlib.Path(args.out).with_name("units_sweep.md")
-            out.write_text(table + "\n")
+        write(units_sweep(args, x, y), "units_sweep.md", echo=False)
         return 0
     models = build_models(args.batch, args.timesteps, args.features, args.units)
-
-    train = time_interleaved(
-        {n: (lambda m=m: m.train_on_batch(x, y)) for n, m in models.items()},
-        args.repeats,
-    )
-    infer = time_interleaved(
-        {n: (lambda m=m: m.predict_on_batch(x)) for n, m in models.items()},
-        args.repeats,
-    )
+    train, infer = time_models(models, x, y, args.repeats)
     forward_flops, train_flops = lstm_train_flops(
         args.batch, args.timesteps, args.features, args.units
     )
     gflops = measure_gflops()
-    roof_ms = train_flops / (gflops * 1e9) * 1e3
-
-    base_train = train["keras.layers.LSTM"]
-    base_infer = infer["keras.layers.LSTM"]
+    train_roof = train_flops / (gflops * 1e9) * 1e3
+    infer_roof = forward_flops / (gflops * 1e9) * 1e3
+    best_train = min(train[KERAS], train[KERAS_XLA])
+    best_infer = min(infer[KERAS], infer[KERAS_XLA])
     lines = [
-        f"B={args.batch}, T={args.timesteps}, F={args.features}, "
-        f"U={args.units}; median of {args.repeats} interleaved runs; "
-        f"{os.cpu_count()} CPU cores; matmul reaches {gflops:.0f} GFLOP/s, "
-        f"so a train step's {train_flops / 1e9:.2f} GFLOP take at least "
-        f"{roof_ms:.1f} ms (the roof).",
+        f"CPU: {cpu_description()}.",
         "",
-        "| layer | train step (ms) | speed-up | x roof | "
-        "inference (ms) | speed-up |",
-        "|---|---|---|---|---|---|",
+        f"B={args.batch}, T={args.timesteps}, F={args.features}, "
+        f"U={args.units}; median of {args.repeats} interleaved runs. Matmul "
+        f"reaches {gflops:.0f} GFLOP/s here, so a train step's "
+        f"{train_flops / 1e9:.2f} GFLOP take at least {train_roof:.1f} ms and "
+        f"an inference call's {forward_flops / 1e9:.2f} GFLOP "
+        f"{infer_roof:.1f} ms (the roofs). Ratios: the Keras configuration's "
+        "time over this layer's (above 1: faster than Keras); `vs best` is "
+        "against the faster of the two Keras configurations.",
+        "",
+        "| layer | train (ms) | vs Keras | vs best | x roof | "
+        "inference (ms) | vs Keras | vs best | x roof |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in models:
         lines.append(
             f"| {name} | {train[name] * 1e3:.1f} | "
-            f"{base_train / train[name]:.2f}x | "
-            f"{train[name] * 1e3 / roof_ms:.1f} | "
-            f"{infer[name] * 1e3:.1f} | {base_infer / infer[name]:.2f}x |"
+            f"{train[KERAS] / train[name]:.2f}x | "
+            f"{best_train / train[name]:.2f}x | "
+            f"{train[name] * 1e3 / train_roof:.1f} | "
+            f"{infer[name] * 1e3:.1f} | {infer[KERAS] / infer[name]:.2f}x | "
+            f"{best_infer / infer[name]:.2f}x | "
+            f"{infer[name] * 1e3 / infer_roof:.1f} |"
         )
-    table = "\n".join(lines)
-    print(table)
-    if not args.quick:
-        out = pathlib.Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(table + "\n")
+    write("\n".join(lines), "speed.md")
     return 0
 
 

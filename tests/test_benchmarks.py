@@ -34,6 +34,18 @@ def test_speed_quick_prints_a_ratio_per_candidate(capsys, tmp_path):
 
 
 @pytest.mark.slow
+def test_grid_prints_a_row_per_shape_and_the_lowest_ratio(capsys, tmp_path):
+    speed = _load("speed")
+    argv = ["--quick", "--grid", "--grid-units", "16", "128"]
+    assert speed.main(argv + ["--out", str(tmp_path / "speed.md")]) == 0
+    out = capsys.readouterr().out
+    for units in (16, 128):
+        assert f"\n| {units} | 8 | " in out
+    assert "Lowest ratio of keras_lstm.LSTM: train " in out
+    assert not (tmp_path / "grid.md").exists(), "--quick must not write"
+
+
+@pytest.mark.slow
 def test_units_sweep_times_both_paths(capsys, tmp_path):
     speed = _load("speed")
     argv = ["--quick", "--units-sweep", "--sweep-units", "16", "128"]
