@@ -430,8 +430,10 @@ class LSTM(keras.layers.RNN):
     - `"parallel"` (TensorFlow, CPU): `tf_sequence.lstm_sequence`, the
       function that `keras_lstm.export` fuses into TFLite's LSTM, with
       `h_{t-1} U` computed as four gate products that run side by side. On
-      2 CPU cores at B=64, T=100, F=32, U=128 it trains 1.3x and infers
-      1.6x faster than `keras.layers.LSTM` (`benchmarks/speed.py`).
+      2 CPU cores at B=64, T=100, F=32, U=128 it trained 1.30x / inferred
+      1.82x faster than `keras.layers.LSTM` on an AVX2 machine and
+      0.98x-1.04x / 0.98x-1.34x on an AVX-512 one: the gain depends on
+      the CPU (`benchmarks/speed.py`, README).
     - `"torch_cpu"` (PyTorch, no cuDNN): where `keras.layers.LSTM` runs its
       backend's CPU fallback, the same operations in the same order
       (`torch_sequence`), with a gradient that trains about 3.5x faster;
