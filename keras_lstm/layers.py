@@ -436,12 +436,14 @@ class LSTM(keras.layers.RNN):
       the CPU (`benchmarks/speed.py`, README).
     - `"torch_cpu"` (PyTorch, no cuDNN): where `keras.layers.LSTM` runs its
       backend's CPU fallback, the same operations in the same order
-      (`torch_sequence`), with a gradient that trains about 3.5x faster;
-      without gradient tracking, that fallback itself.
+      (`torch_sequence`), whose train step ran 4.3x-4.7x faster than
+      Keras's on 2 CPU cores (`benchmarks/backends.py`); without gradient
+      tracking, that fallback itself.
     - `"generic"`: `keras.layers.RNN`'s loop over `LSTMCell`, for masks,
-      `unroll=True`, dropout while training (TensorFlow), other
-      activations, fewer than 96 units on TensorFlow, and JAX on a CPU
-      (where `keras.layers.LSTM` runs the same loop).
+      `use_cudnn=False` or recurrent dropout on PyTorch, and on TensorFlow
+      for `unroll=True`, dropout while training, fewer than 96 units and
+      small batches (`SMALL_BATCH`); and JAX on a CPU (where
+      `keras.layers.LSTM` runs the same loop).
     - `"lowered"`: TFLite's fused LSTM, while `keras_lstm.export` exports.
 
     Every path gives `keras.layers.LSTM`'s numbers within float32 rounding.
