@@ -20,8 +20,9 @@ distance to the FLOP roof, and writes it to `benchmarks/results/speed.md`.
 
 `--grid` times `keras_lstm.LSTM` as routed, and each of its two TensorFlow
 paths forced, against `keras.layers.LSTM` on units {32, ..., 512} x batch
-{1, 16, 64, 256}; it writes `results/grid.md`. `--units-sweep` does the
-same along units only (`results/units_sweep.md`). The forced paths come
+{1, 16, 64, 256}; it writes `results/grid.md`. `--units-sweep` is the
+same grid along units at one batch (`--batch`), with the forced paths
+(`results/units_sweep.md`). The forced paths come
 from setting `keras_lstm.layers.PARALLEL_MIN_UNITS` while a model is traced.
 
 Ratios depend on the CPU: the same configuration gave 1.30x / 1.82x on an
@@ -170,10 +171,13 @@ GRID_UNITS = (32, 64, 128, 256, 512)
 GRID_BATCHES = (1, 16, 64, 256)
 
 
-def grid(args):
+def grid(args, grid_units, grid_batches, forced_paths):
     """`keras_lstm.LSTM` (routed, and each path forced) against Keras.
 
-    Every ratio is Keras's time (defaults) over ours: above 1 is faster.
+    Times every shape of `grid_units` x `grid_batches`; with
+    `forced_paths`, each TensorFlow path forced too (`--units-sweep` is
+    the one-batch case). Every ratio is Keras's time (defaults) over ours:
+    above 1 is faster.
     """
     # The control is keras.layers.LSTM against itself: how far apart two
     # identical models read here, the noise floor of every ratio.
@@ -182,7 +186,7 @@ def grid(args):
         CONTROL: CANDIDATES[KERAS],
         OURS: CANDIDATES[OURS],
     }
-    if not args.routed_only:
+    if forced_paths:
         candidates.update(FORCED_PATHS)
     lines = [
         f"CPU: {cpu_description()}.",
@@ -194,7 +198,10 @@ def grid(args):
         "(train / inference where they differ), "
         "`parallel` / `generic` each path forced; `control` is "
         "keras.layers.LSTM timed against a second copy of itself, the "
-        "noise floor.",
+        "noise floor. The layer takes the parallel path from "
+        f"PARALLEL_MIN_UNITS = {keras_lstm.layers.PARALLEL_MIN_UNITS} units "
+        f"(at a batch of at most {keras_lstm.layers.SMALL_BATCH}: "
+        f"{keras_lstm.layers.SMALL_BATCH_MIN_UNITS}).",
         "",
     ]
     header = (
@@ -202,7 +209,7 @@ def grid(args):
         "| inference: control |"
     )
     rule = "|---|---|---|---|---|---|---|"
-    if not args.routed_only:
+    if forced_paths:
         header += (
             " train: parallel | train: generic | inference: parallel "
             "| inference: generic |"
@@ -213,8 +220,8 @@ def grid(args):
     worst = {"train": np.inf, "inference": np.inf}
     spread = {"train": [np.inf, 0.0], "inference": [np.inf, 0.0]}
     rng = np.random.default_rng(0)
-    for units in args.grid_units:
-        for batch in args.grid_batches:
+    for units in grid_units:
+        for batch in grid_batches:
             x = rng.standard_normal(
                 (batch, args.timesteps, args.features)
             ).astype("float32")
@@ -247,7 +254,7 @@ def grid(args):
                 f"{i0 / infer[OURS]:.2f}x | {t0 / train[CONTROL]:.2f}x | "
                 f"{i0 / infer[CONTROL]:.2f}x |"
             )
-            if not args.routed_only:
+            if forced_paths:
                 row += " ".join(
                     f" {base / times[path]:.2f}x |"
                     for base, times in ((t0, train), (i0, infer))
@@ -265,38 +272,6 @@ def grid(args):
         "(inference).",
     ]
     print(lines[-1])
-    return "\n".join(lines)
-
-
-def units_sweep(args, x, y):
-    """Speed-up of each path of `keras_lstm.LSTM` against Keras, by units."""
-    candidates = {KERAS: CANDIDATES[KERAS], **FORCED_PATHS}
-    lines = [
-        f"CPU: {cpu_description()}.",
-        "",
-        f"B={args.batch}, T={args.timesteps}, F={args.features}; median of "
-        f"{args.repeats} interleaved runs. "
-        "Speed-up of each path of keras_lstm.LSTM against keras.layers.LSTM "
-        "(above 1 is faster); the layer takes the parallel path from "
-        f"PARALLEL_MIN_UNITS = {keras_lstm.layers.PARALLEL_MIN_UNITS} units.",
-        "",
-        "| units | train: parallel | train: generic | inference: parallel "
-        "| inference: generic |",
-        "|---|---|---|---|---|",
-    ]
-    print("\n".join(lines), flush=True)
-    for units in args.sweep_units:
-        models = build_models(
-            args.batch, args.timesteps, args.features, units, candidates
-        )
-        train, infer = time_models(models, x, y, args.repeats)
-        t0, i0 = train[KERAS], infer[KERAS]
-        lines.append(
-            f"| {units} | {t0 / train['parallel']:.2f}x | "
-            f"{t0 / train['generic']:.2f}x | {i0 / infer['parallel']:.2f}x | "
-            f"{i0 / infer['generic']:.2f}x |"
-        )
-        print(lines[-1], flush=True)
     return "\n".join(lines)
 
 
@@ -347,16 +322,20 @@ def main(argv=None):
             out.write_text(table + "\n")
 
     if args.grid:
-        write(grid(args), "grid.md", echo=False)
+        table = grid(
+            args, args.grid_units, args.grid_batches, not args.routed_only
+        )
+        write(table, "grid.md", echo=False)
+        return 0
+    if args.units_sweep:
+        table = grid(args, args.sweep_units, [args.batch], True)
+        write(table, "units_sweep.md", echo=False)
         return 0
     rng = np.random.default_rng(0)
     x = rng.standard_normal(
         (args.batch, args.timesteps, args.features)
     ).astype("float32")
     y = rng.integers(0, 10, size=(args.batch,))
-    if args.units_sweep:
-        write(units_sweep(args, x, y), "units_sweep.md", echo=False)
-        return 0
     models = build_models(args.batch, args.timesteps, args.features, args.units)
     train, infer = time_models(models, x, y, args.repeats)
     forward_flops, train_flops = lstm_train_flops(
