@@ -836,11 +836,12 @@ def _saved_models():
     }
 
 
-@pytest.mark.slow
-def test_save_and_load_in_fresh_process_with_safe_mode(tmp_path, rng):
-    import subprocess
-    import sys
+def _save_models(tmp_path, rng):
+    """Saves `_saved_models()` with fixed weights, an input and its output.
 
+    Returns the path stems: `<stem>.keras`, `<stem>.x.npy`, `<stem>.y.npy`,
+    which `_LOAD_IN_FRESH_PROCESS` takes.
+    """
     x = rng.standard_normal((BATCH, 5, FEATURES)).astype("float32")
     stems = []
     for name, model in _saved_models().items():
@@ -850,6 +851,15 @@ def test_save_and_load_in_fresh_process_with_safe_mode(tmp_path, rng):
         np.save(stem + ".x.npy", x)
         np.save(stem + ".y.npy", to_numpy(model(x)))
         stems.append(stem)
+    return stems
+
+
+@pytest.mark.slow
+def test_save_and_load_in_fresh_process_with_safe_mode(tmp_path, rng):
+    import subprocess
+    import sys
+
+    stems = _save_models(tmp_path, rng)
     result = subprocess.run(
         [sys.executable, "-c", _LOAD_IN_FRESH_PROCESS, *stems],
         capture_output=True,
@@ -1069,15 +1079,7 @@ def test_saved_on_this_backend_loads_on_another(target, tmp_path, rng):
     import subprocess
     import sys
 
-    x = rng.standard_normal((BATCH, 5, FEATURES)).astype("float32")
-    stems = []
-    for name, model in _saved_models().items():
-        model.set_weights(_fixed_weights(model, rng))
-        stem = str(tmp_path / name)
-        model.save(stem + ".keras")
-        np.save(stem + ".x.npy", x)
-        np.save(stem + ".y.npy", to_numpy(model(x)))
-        stems.append(stem)
+    stems = _save_models(tmp_path, rng)
     code = _LOAD_IN_FRESH_PROCESS.replace(
         "err == 0.0", f"err <= {FORWARD_ATOL}"
     )
