@@ -696,23 +696,8 @@ def to_tflite(
     from keras_lstm.export import multi_io
 
     lowering.require_tensorflow_backend("to_tflite")
-    if not qat.is_qat_model(model) and multi_io.applies(model):
-        return multi_io.to_tflite(
-            model,
-            path,
-            quantization=quantization,
-            representative_data=representative_data,
-            check_data=check_data,
-            batch_size=batch_size,
-            timesteps=timesteps,
-            streaming=streaming,
-            external_state=external_state,
-            tolerance=tolerance,
-            progress=progress,
-        )
-    plan = _plan(
-        model,
-        path,
+    # The same options go to whichever exporter takes the model.
+    options = dict(
         quantization=quantization,
         representative_data=representative_data,
         check_data=check_data,
@@ -723,6 +708,9 @@ def to_tflite(
         tolerance=tolerance,
         progress=progress,
     )
+    if not qat.is_qat_model(model) and multi_io.applies(model):
+        return multi_io.to_tflite(model, path, **options)
+    plan = _plan(model, path, **options)
     quantization = plan.quantization
 
     # 2. Lower: rebuild with keras_lstm.LSTM layers and trace.
