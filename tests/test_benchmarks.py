@@ -47,9 +47,11 @@ def test_grid_prints_a_row_per_shape_and_the_lowest_ratio(capsys, tmp_path):
 
 @pytest.mark.slow
 def test_units_sweep_times_both_paths(capsys, tmp_path):
+    # --units-sweep is grid() at one batch (the grid test above times two
+    # widths and every forced path): one width shows the flag reaches it.
     speed = _load("speed")
-    argv = ["--quick", "--units-sweep", "--sweep-units", "16", "128"]
+    argv = ["--quick", "--units-sweep", "--sweep-units", "16"]
     assert speed.main(argv + ["--out", str(tmp_path / "speed.md")]) == 0
     out = capsys.readouterr().out
-    for units in (16, 128):
-        assert f"\n| {units} | " in out
+    assert "\n| 16 | 8 | " in out
+    assert "train: parallel | train: generic" in out
