@@ -1,13 +1,21 @@
 """Rewriting TFLite flatbuffers: every change made to a converted file.
 
-Two rewrites, both applied by `to_tflite` to integer files after
-conversion, both addressing the fused LSTM's operands through
-`keras_lstm.export.flatbuffer.LSTM`:
+Two rewrites apply to integer files after conversion, both addressing
+the fused LSTM's operands through `keras_lstm.export.flatbuffer.LSTM`, and
+a third, last, to every file `to_tflite` writes:
 
 - `repair_integer_lstms`: fixes two quirks of the converter's integer LSTM
   parameters (below).
 - `requantize_int16x8`: turns the int8 file into the int16x8 one, which the
   converter refuses to produce.
+- `drop_unused_buffers`: empties the buffers no tensor or metadata entry
+  refers to. The converter leaves one per LSTM state: the zeros that
+  initialised `h` and `c` before they became variable tensors (which carry
+  no data; runtimes zero them). Quantized, their bytes are whatever the
+  quantizer left, and they changed from one conversion of the same model
+  to the next (int8 `h` all 0 or all 127, int16 `c` 2048 or 6144 per
+  element), so two exports of one model differed, by 96 bytes of dead
+  data per LSTM. Emptied, the same model and data give the same bytes.
 
 # Integer LSTM repair
 
@@ -118,6 +126,32 @@ def with_metadata(content: bytes, name: str, data: bytes) -> bytes:
 
 def _name(value):
     return value.decode() if isinstance(value, bytes) else value
+
+
+def drop_unused_buffers(content: bytes) -> bytes:
+    """The file with every buffer no tensor or metadata entry uses emptied.
+
+    Indices stay as they are (an emptied buffer is what buffer 0, the
+    schema's "no data", already is), so nothing that refers to a buffer
+    moves. Returns `content` itself when no buffer is unused.
+    """
+    model = flatbuffer.unpack(content)
+    used = {
+        tensor.buffer
+        for subgraph in model.subgraphs
+        for tensor in subgraph.tensors
+    }
+    used.update(entry.buffer for entry in model.metadata or [])
+    unused = [
+        buffer
+        for index, buffer in enumerate(model.buffers)
+        if index not in used and buffer.data is not None and len(buffer.data)
+    ]
+    if not unused:
+        return content
+    for buffer in unused:
+        buffer.data = None
+    return _pack(model)
 
 
 # ---------------------------------------------------------------------------

@@ -479,7 +479,7 @@ def _rewrite(content, quantization):
             logger.info("Integer LSTM repair: %s.", repair)
     if quantization is Quantization.INT16X8:
         content = rewrite.requantize_int16x8(content)
-    return content
+    return rewrite.drop_unused_buffers(content)
 
 
 def _check_content(content, *, expected_lstm_ops, external):
