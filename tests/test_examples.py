@@ -214,6 +214,11 @@ def test_qat_quick_beats_ptq_where_ptq_loses(tmp_path):
     # JapaneseVowels: QAT int8 stays within 1 point of float32.
     within = [c for c in held if "within 1 point" in c]
     assert len(within) == 2 and all(held[c] for c in within), held
+    # QAT keeps an epoch by its int8 file's validation score; keeping the
+    # start (epoch 0) ships the PTQ file itself, and only then.
+    assert result["kept_epoch"]["SpikyMean"] >= 1, result["kept_epoch"]
+    for task, kept in result["kept_epoch"].items():
+        assert result["same_file"][task] == (kept == 0), (task, kept)
 
 
 @pytest.mark.slow

@@ -450,6 +450,7 @@ def exported(tmp_path_factory):
     return {
         "report": report,
         "path": path,
+        "model": model,
         "qat_model": qat_model,
         "fine_tuned": qat.to_keras3(qat_model),
         "representative": x_train[:128],
@@ -470,6 +471,29 @@ def test_int8_file_is_fused_builtin_and_int8(exported):
     assert not [op for op in ops if op.startswith("Flex")], ops
     assert report.input_dtypes == ("int8",)
     assert report.output_dtypes == ("int8",)
+
+
+@pytest.mark.slow
+def test_qat_model_before_fine_tuning_exports_the_ptq_file(exported, tmp_path):
+    # What lets a fine-tune be dropped (examples/qat.py keeps epoch 0 when
+    # no epoch beats it on validation): QAT weights that never moved give
+    # the PTQ file itself, byte for byte.
+    files = {}
+    for name, model in (
+        ("ptq", exported["model"]),
+        ("qat", qat.quantize_model(exported["model"])),
+    ):
+        path = tmp_path / f"{name}.tflite"
+        keras_lstm.export.to_tflite(
+            model,
+            path,
+            quantization="int8",
+            representative_data=exported["representative"],
+        )
+        files[name] = path.read_bytes()
+    assert files["qat"] == files["ptq"]
+    # The fine-tuned QAT model of the fixture gives another file.
+    assert open(exported["path"], "rb").read() != files["ptq"]
 
 
 @pytest.mark.slow
