@@ -301,7 +301,12 @@ def render(rows, args, elapsed):
         "- **none** (float32) as the reference, or where size does not matter.",
         "",
         "The fused files from keras_lstm and from tf_keras are the same op "
-        "with the same weights: equal size, equal latency within noise.",
+        "with the same weights; keras_lstm's is smaller by the dead LSTM "
+        "state buffers to_tflite drops. Where their latencies differ here, "
+        "it is this benchmark's: on 2026-12-01 (Intel Xeon) tf_keras's "
+        "float files read 1.2x slower in two runs of this table, while the "
+        "two float32 files timed alone, interleaved, read 0.92 and 0.94 ms; "
+        "on 2026-11-24 (AMD EPYC) this table had them 8% the other way.",
         "",
     ]
     return "\n".join(lines)
