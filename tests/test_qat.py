@@ -451,6 +451,8 @@ def exported(tmp_path_factory):
         "report": report,
         "path": path,
         "model": model,
+        "train": (x_train, y_train),
+        "validation": (x_test[:64], y_test[:64]),
         "qat_model": qat_model,
         "fine_tuned": qat.to_keras3(qat_model),
         "representative": x_train[:128],
@@ -494,6 +496,120 @@ def test_qat_model_before_fine_tuning_exports_the_ptq_file(exported, tmp_path):
     assert files["qat"] == files["ptq"]
     # The fine-tuned QAT model of the fixture gives another file.
     assert open(exported["path"], "rb").read() != files["ptq"]
+
+
+def _scripted(values, seen):
+    """A score that returns `values` in turn and records its inputs."""
+    values = iter(values)
+
+    def score(predictions, targets):
+        seen.append(np.array(predictions))
+        return next(values)
+
+    return score
+
+
+def _fit_keeping(exported, keep, epochs=2):
+    """A fresh QAT model of the fixture's float model, fine-tuned with
+    `keep`; returns it and its trainable weights after each epoch."""
+    tf_keras = sys.modules["tf_keras"]
+    qat_model = qat.quantize_model(exported["model"])
+    qat_model.compile(
+        optimizer=tf_keras.optimizers.Adam(1e-2),
+        loss="sparse_categorical_crossentropy",
+    )
+    after = []
+    record = tf_keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: after.append(
+            [v.numpy() for v in qat_model.trainable_weights]
+        )
+    )
+    x, y = exported["train"]
+    qat_model.fit(
+        x, y, epochs=epochs, batch_size=32, verbose=0, callbacks=[keep, record]
+    )
+    return qat_model, after
+
+
+@pytest.mark.slow
+def test_keep_best_int8_epoch_restores_the_best_epoch(exported):
+    seen = []
+    keep = qat.KeepBestInt8Epoch(
+        exported["validation"],
+        representative_data=exported["representative"],
+        score=_scripted([0.5, 0.7, 0.6], seen),
+        mode="max",
+    )
+    qat_model, after = _fit_keeping(exported, keep)
+    assert keep.scores == [0.5, 0.7, 0.6]
+    assert keep.best_epoch == 1
+    for kept, epoch_1 in zip(
+        qat_model.trainable_weights, after[0], strict=True
+    ):
+        np.testing.assert_array_equal(kept.numpy(), epoch_1)
+    # The second epoch moved the weights: restoring epoch 1 changed them.
+    assert any(
+        not np.array_equal(a, b)
+        for a, b in zip(after[0], after[1], strict=True)
+    )
+    # Each candidate was scored on the validation sequences, int8 outputs
+    # dequantized (the softmax output grid is 1/256).
+    assert [s.shape for s in seen] == [(len(exported["validation"][0]), 2)] * 3
+    on_grid = seen[0] * 256
+    np.testing.assert_allclose(on_grid, np.round(on_grid), atol=1e-3)
+
+
+@pytest.mark.slow
+def test_keep_best_int8_epoch_drops_a_fine_tune_that_never_wins(
+    exported, tmp_path
+):
+    ptq = tmp_path / "ptq.tflite"
+    keras_lstm.export.to_tflite(
+        exported["model"],
+        ptq,
+        quantization="int8",
+        representative_data=exported["representative"],
+    )
+    seen = []
+    keep = qat.KeepBestInt8Epoch(
+        exported["validation"],
+        representative_data=exported["representative"],
+        score=_scripted([0.1, 0.1, 0.2], seen),
+        mode="min",
+    )
+    qat_model, _ = _fit_keeping(exported, keep)
+    assert keep.best_epoch == 0  # a tie is not a win
+    start = qat.quantize_model(exported["model"])
+    for kept, initial in zip(
+        qat_model.trainable_weights, start.trainable_weights, strict=True
+    ):
+        np.testing.assert_array_equal(kept.numpy(), initial.numpy())
+    # The start was scored on the post-training file's outputs.
+    from keras_lstm.export import load_tflite
+
+    expected = load_tflite(str(ptq)).predict(exported["validation"][0])
+    np.testing.assert_array_equal(seen[0], expected)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(validation_data=np.zeros((4, 16, 2))), "validation_data"),
+        (dict(validation_data=(np.zeros((4, 16, 2)), [0])), "validation_data"),
+        (dict(score="f1"), "score"),
+        (dict(score=lambda p, y: 0.0), "mode"),
+        (dict(score="mse", mode="max"), "mode"),
+    ],
+)
+def test_keep_best_int8_epoch_refuses_bad_arguments(kwargs, match):
+    arguments = dict(
+        validation_data=(np.zeros((4, 16, 2)), np.zeros(4)),
+        representative_data=np.zeros((4, 16, 2)),
+    )
+    arguments.update(kwargs)
+    validation = arguments.pop("validation_data")
+    with pytest.raises(ValueError, match=f"argument `{match}`"):
+        qat.KeepBestInt8Epoch(validation, **arguments)
 
 
 @pytest.mark.slow

@@ -8,11 +8,12 @@ int8 TFLite file, with one way out, `keras_lstm.export.to_tflite`:
     to_tflite(qat_model, "model.tflite", quantization="int8",
               representative_data=x)
 
-Three modules, one concept each:
+Four modules, one concept each:
 
 - this package: the public API (`quantize_model`, `to_keras3`,
-  `is_qat_model`, `quantize_scope`, and `LayerQuantizeConfig`, imported
-  from `layers` on first access, for `quantize_model(quantize_configs=)`);
+  `is_qat_model`, `quantize_scope`, and, imported on first access,
+  `LayerQuantizeConfig` from `layers`, for `quantize_model(quantize_configs=)`,
+  and `KeepBestInt8Epoch` from `selection`);
 - `translate`: the Keras 3 graph rebuilt in tf_keras (tfmot 0.8.1 speaks
   only tf_keras), every LSTM as `tf_keras.layers.RNN(TwinLSTMCell)`, and
   the fine-tuned weights copied back;
@@ -22,7 +23,9 @@ Three modules, one concept each:
   int16 power-of-two `c`; `QuantizeRegistry`, tfmot's default 8-bit
   registry plus the layers LSTM models use (Conv1D, pooling,
   Normalization, Embedding, RepeatVector, TimeDistributed), each modeled
-  on what the converter makes of it.
+  on what the converter makes of it;
+- `selection`: `KeepBestInt8Epoch`, the `fit` callback that keeps the
+  epoch whose int8 file scores best on validation, the start included.
 
 Which ranges the int8 file uses, and why
 ----------------------------------------
@@ -66,6 +69,7 @@ from keras_lstm.export.qat.translate import (
 )
 
 __all__ = [
+    "KeepBestInt8Epoch",
     "LayerQuantizeConfig",
     "is_qat_model",
     "quantize_model",
@@ -73,13 +77,20 @@ __all__ = [
     "to_keras3",
 ]
 
-# Classes of `layers`, which imports tfmot: resolved on first access only.
-_LAZY = frozenset({"LayerQuantizeConfig"})
+# Classes of modules that import tfmot and tf_keras: resolved on first
+# access only.
+_LAZY = {
+    "LayerQuantizeConfig": "keras_lstm.export.qat.layers",
+    "KeepBestInt8Epoch": "keras_lstm.export.qat.selection",
+}
 
 
 def __getattr__(name):
     if name in _LAZY:
+        import importlib
+
         from keras_lstm.export.qat import translate
 
-        return getattr(translate._layers(), name)
+        translate._layers()  # Keeps Keras 3 in charge before tf_keras loads.
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
