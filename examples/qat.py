@@ -39,12 +39,12 @@ and calibration:
 
 Every model trains on the training split less a validation split (20% of
 it, drawn with a fixed seed), and the int8 files are calibrated on what
-trains. The validation split does one job: QAT fine-tunes one epoch at a
-time and keeps the epoch whose int8 file scores best there, counting the
-start (the float weights, whose int8 file is the PTQ file) as epoch 0. A
-fine-tune that does not beat PTQ on validation is dropped, and the QAT
-file is then the PTQ file, byte for byte; the report lists each epoch's
-validation score and which was kept. The test split measures once.
+trains. The validation split does one job: `qat.KeepBestInt8Epoch` keeps
+the QAT epoch whose int8 file scores best there, counting the start (the
+float weights, whose int8 file is the PTQ file) as epoch 0. A fine-tune
+that does not beat PTQ on validation is dropped, and the QAT file is then
+the PTQ file, byte for byte; the report lists each epoch's validation
+score and which was kept. The test split measures once.
 
 The claims checked (a full run exits 1 if one fails):
 
@@ -81,8 +81,9 @@ from keras_lstm.export import load_tflite, qat, run_tflite_micro, to_tflite
 # QAT int8 may be at most this many points below Keras float32 on
 # JapaneseVowels.
 JAPANESE_VOWELS_POINTS = 1.0
-# Share of the training split held out by --validation, the set recipe
-# settings are chosen on (the test split never is).
+# Share of the training split held out as the validation split, which picks
+# QAT's epoch (and, with --validation, stands in for the test split while
+# recipe settings are chosen; the test split never is).
 VALIDATION_SHARE = 0.2
 # The int8 files' outputs are probabilities; to_tflite's own check against
 # Keras is widened to their whole range, since the accuracy below is what
@@ -115,19 +116,13 @@ class Task:
     # "accuracy" (%, higher is better) or "mse" (lower is better).
     metric: str = "accuracy"
 
-    def score(self, predictions, targets=None):
-        """The metric of `predictions` against `targets` (the test split's
-        by default)."""
-        targets = self.y_test if targets is None else targets
+    def score(self, predictions):
         if self.metric == "mse":
-            return float(np.mean((predictions - targets) ** 2))
-        return accuracy(predictions, targets)
+            return float(np.mean((predictions - self.y_test) ** 2))
+        return accuracy(predictions, self.y_test)
 
     def better_or_equal(self, a, b):
         return a <= b if self.metric == "mse" else a >= b
-
-    def better(self, a, b):
-        return a < b if self.metric == "mse" else a > b
 
 
 @dataclasses.dataclass
@@ -141,8 +136,9 @@ class Result:
     # Keras float32 on test inputs rounded to the PTQ file's input grid.
     on_grid: float
     # The validation score of each QAT candidate: the start (the PTQ
-    # file), then each epoch.
+    # file), then each epoch; and the one kept (0: the start).
     scores: list
+    kept: int
     # Whether the QAT file is the PTQ file, byte for byte.
     same_file: bool
 
@@ -447,19 +443,17 @@ def _loss(task):
     return "mse" if task.metric == "mse" else "sparse_categorical_crossentropy"
 
 
-def fine_tune_qat(task, model, held, directory, start):
+def fine_tune_qat(task, model, held):
     """QAT from `model`'s weights, kept only where validation says it helps.
 
-    Fine-tunes on `task`'s training split one epoch at a time and scores
-    each epoch's int8 file on `held` (x, y), a validation split that no
-    training or calibration saw. The start, `model`'s own weights, is a
-    candidate too, scored `start`: its int8 file is the PTQ file. An epoch
-    replaces the best so far only if it scores strictly better, so where
-    no fine-tuning helps on validation, the QAT file is the PTQ file.
+    Fine-tunes on `task`'s training split; `qat.KeepBestInt8Epoch` scores
+    the int8 file of the start (the PTQ file) and of each epoch on `held`
+    (x, y), a validation split that no training or calibration saw, and
+    restores the best, the start on a tie.
 
     Returns:
-        The QAT model holding the chosen weights, and the validation score
-        of each candidate: the start, then epoch 1, 2, ...
+        The QAT model holding the chosen weights, and the callback (its
+        `scores`, start first, and `best_epoch`).
     """
     qat_model = qat.quantize_model(model)
     # quantize_model's result is a tf_keras model: tf_keras optimizers.
@@ -469,38 +463,21 @@ def fine_tune_qat(task, model, held, directory, start):
         optimizer=tf_keras.optimizers.Adam(recipe.qat_learning_rate),
         loss=_loss(task),
     )
-
-    # The trainable weights are the float weights the file is built from;
-    # the quantizers' ranges (non-trainable) go on learning, as they set
-    # only the fake-quantized model's outputs, not the file.
-    def trainable():
-        return [variable.numpy() for variable in qat_model.trainable_weights]
-
-    scores, weights = [start], [trainable()]
-    path = str(directory / f"{task.name}_qat_epoch.tflite")
-    for _ in range(recipe.qat_epochs):
-        qat_model.fit(
-            task.x_train,
-            task.y_train,
-            epochs=1,
-            batch_size=recipe.batch_size,
-            verbose=0,
-        )
-        to_tflite(
-            qat_model,
-            path,
-            quantization="int8",
-            representative_data=task.x_train,
-            tolerance=INT8_TOLERANCE,
-        )
-        scores.append(task.score(load_tflite(path).predict(held[0]), held[1]))
-        weights.append(trainable())
-    kept = best_epoch(task, scores)
-    for variable, value in zip(
-        qat_model.trainable_weights, weights[kept], strict=True
-    ):
-        variable.assign(value)
-    return qat_model, scores
+    keep = qat.KeepBestInt8Epoch(
+        held,
+        representative_data=task.x_train,
+        score=task.metric,
+        tolerance=INT8_TOLERANCE,
+    )
+    qat_model.fit(
+        task.x_train,
+        task.y_train,
+        epochs=recipe.qat_epochs,
+        batch_size=recipe.batch_size,
+        verbose=0,
+        callbacks=[keep],
+    )
+    return qat_model, keep
 
 
 def accuracy(probabilities, labels):
@@ -547,7 +524,6 @@ def run_task(task, directory, log):
     )
     rows["PTQ int8"] = (None, *evaluate(path, task), report.size_bytes)
     ptq_bytes = pathlib.Path(path).read_bytes()
-    ptq_held = task.score(load_tflite(path).predict(held[0]), held[1])
     # Where PTQ loses: the float model on inputs rounded to the file's grid.
     grid = report.inputs[0]
     if np.issubdtype(task.x_test.dtype, np.integer):
@@ -558,11 +534,11 @@ def run_task(task, directory, log):
     log(f"{task.name}: PTQ done")
 
     start = time.time()
-    qat_model, scores = fine_tune_qat(task, model, held, directory, ptq_held)
-    kept = best_epoch(task, scores)
+    qat_model, keep = fine_tune_qat(task, model, held)
     log(
         f"{task.name}: QAT fine-tuned in {time.time() - start:.0f} s; "
-        f"validation {_scores(task, scores)}: kept epoch {kept}"
+        f"validation {_scores(task, keep.scores)}: kept epoch "
+        f"{keep.best_epoch}"
     )
     keras_qat = task.score(qat_model.predict(task.x_test, verbose=0))
     path = str(directory / f"{task.name}_qat_int8.tflite")
@@ -576,24 +552,18 @@ def run_task(task, directory, log):
     rows["QAT int8"] = (keras_qat, *evaluate(path, task), report.size_bytes)
     log(f"{task.name}: QAT done")
     same_file = ptq_bytes == pathlib.Path(path).read_bytes()
-    return Result(rows, on_grid, scores, same_file)
-
-
-def best_epoch(task, scores):
-    """The first epoch with the best score (0: the start)."""
-    best = scores[0]
-    kept = 0
-    for epoch, score in enumerate(scores):
-        if task.better(score, best):
-            best, kept = score, epoch
-    return kept
+    return Result(rows, on_grid, keep.scores, keep.best_epoch, same_file)
 
 
 def _scores(task, scores):
-    digits = ".5f" if task.metric == "mse" else ".1f"
+    """Validation scores as the report prints them (accuracy in %)."""
+    if task.metric == "mse":
+        values = [f"{score:.5f}" for score in scores]
+    else:
+        values = [f"{100 * score:.1f}" for score in scores]
     return ", ".join(
-        f"{'PTQ' if epoch == 0 else epoch}: {score:{digits}}"
-        for epoch, score in enumerate(scores)
+        f"{'PTQ' if epoch == 0 else epoch}: {value}"
+        for epoch, value in enumerate(values)
     )
 
 
@@ -666,11 +636,10 @@ def markdown(results, checks, quick, seconds, tasks, validation=False):
         "",
     ]
     for task, result in results.items():
-        kept = best_epoch(tasks[task], result.scores)
         same = " (the QAT file is the PTQ file)" if result.same_file else ""
         lines.append(
             f"- {task}: {_scores(tasks[task], result.scores)}; "
-            f"kept epoch {kept}{same}"
+            f"kept epoch {result.kept}{same}"
         )
     lines += ["", "Claims:", ""]
     for description, held in checks:
@@ -783,10 +752,7 @@ def main(argv=None):
         "on_int8_input_grid": {
             task: result.on_grid for task, result in results.items()
         },
-        "kept_epoch": {
-            task: best_epoch(tasks[task], result.scores)
-            for task, result in results.items()
-        },
+        "kept_epoch": {task: result.kept for task, result in results.items()},
         "same_file": {
             task: result.same_file for task, result in results.items()
         },
