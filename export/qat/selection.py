@@ -131,6 +131,14 @@ class KeepBestInt8Epoch(tf_keras.callbacks.Callback):
                 f"Expected one of {sorted(_SCORES)} or a callable "
                 "score(predictions, y) -> float."
             )
+        fixed = {"quantization", "representative_data"} & set(export_kwargs)
+        if fixed:
+            raise ValueError(
+                f"Received an invalid argument {sorted(fixed)[0]}: "
+                "KeepBestInt8Epoch exports int8 files calibrated on "
+                "`representative_data`, its own argument; pass only other "
+                "to_tflite arguments (tolerance, batch_size, timesteps, ...)."
+            )
         self._better = (
             (lambda a, b: a > b) if mode == "max" else (lambda a, b: a < b)
         )
