@@ -36,7 +36,9 @@ def test_speed_quick_prints_a_ratio_per_candidate(capsys, tmp_path):
 @pytest.mark.slow
 def test_grid_prints_a_row_per_shape_and_the_lowest_ratio(capsys, tmp_path):
     speed = _load("speed")
-    argv = ["--quick", "--grid", "--grid-units", "16", "128"]
+    # --routed-only, as `make bench` runs it; the forced paths are the
+    # units-sweep test's.
+    argv = ["--quick", "--grid", "--routed-only", "--grid-units", "16", "128"]
     assert speed.main(argv + ["--out", str(tmp_path / "speed.md")]) == 0
     out = capsys.readouterr().out
     for units in (16, 128):
@@ -47,8 +49,9 @@ def test_grid_prints_a_row_per_shape_and_the_lowest_ratio(capsys, tmp_path):
 
 @pytest.mark.slow
 def test_units_sweep_times_both_paths(capsys, tmp_path):
-    # --units-sweep is grid() at one batch (the grid test above times two
-    # widths and every forced path): one width shows the flag reaches it.
+    # --units-sweep is grid() at one batch with every TensorFlow path
+    # forced; one width shows each forced column (the grid test above times
+    # two widths, routed).
     speed = _load("speed")
     argv = ["--quick", "--units-sweep", "--sweep-units", "16"]
     assert speed.main(argv + ["--out", str(tmp_path / "speed.md")]) == 0
