@@ -9,13 +9,15 @@ a third, last, to every file `to_tflite` writes:
 - `requantize_int16x8`: turns the int8 file into the int16x8 one, which the
   converter refuses to produce.
 - `drop_unused_buffers`: empties the buffers no tensor or metadata entry
-  refers to. The converter leaves one per LSTM state: the zeros that
-  initialised `h` and `c` before they became variable tensors (which carry
-  no data; runtimes zero them). Quantized, their bytes are whatever the
-  quantizer left, and they changed from one conversion of the same model
-  to the next (int8 `h` all 0 or all 127, int16 `c` 2048 or 6144 per
-  element), so two exports of one model differed, by 96 bytes of dead
-  data per LSTM. Emptied, the same model and data give the same bytes.
+  refers to. The converter leaves behind the zeros that initialised each
+  LSTM's `h` and `c` before they became variable tensors (which carry no
+  data; runtimes zero them): one float32 buffer, or in integer files one
+  per state. Quantized, their bytes are whatever the quantizer left, and
+  they changed from one conversion of the same model to the next (int8 `h`
+  all 0 or all 127, int16 `c` 2048 or 6144 per element), so two exports of
+  one model differed. Dead data: 3 bytes per unit of each LSTM in int8
+  files, 4 in float32 ones. Emptied, the same model and data give the same
+  bytes.
 
 # Integer LSTM repair
 

@@ -55,9 +55,9 @@ class KeepBestInt8Epoch(tf_keras.callbacks.Callback):
     directory with `to_tflite(model, ..., quantization="int8",
     representative_data=..., **export_kwargs)`, runs it on LiteRT over
     `validation_data`, and scores the outputs. With `s_0` the start's
-    score and `s_k` epoch `k`'s, it keeps
+    score and `s_k` epoch `k`'s (k = 1..n), it keeps the earliest best,
 
-        best = the first k in 0..epochs with s_k better than every s_j, j < k
+        best = min { k : s_k = max(s_0, ..., s_n) }    (min(...) for "min")
 
     and restores that candidate's trainable weights when training ends.
 
