@@ -183,8 +183,10 @@ def _assert_close_gradients(mine, ref):
 # them. The three flags (return_sequences, return_state, go_backwards) run
 # in all 8 combinations at every shape on TensorFlow. On JAX and PyTorch,
 # where a case compiles its loop twice (about 2 s on 2 cores), all 8 run at
-# the largest shape and the others take the flags all off and all on: the
-# flags are Keras's RNN plumbing there, the same code for both layers.
+# the largest shape and the others take the flags all off and all on. On
+# JAX the flags are Keras's RNN plumbing, the same code for both layers; on
+# PyTorch the torch_cpu route handles them as Keras's fallback does, and
+# the largest shape checks every combination of them.
 SHAPES = [(1, 1), (1, 50), (64, 1), (64, 50)]
 if BACKEND == "tensorflow":
     SHAPES.append((7, 5))
