@@ -475,27 +475,36 @@ def test_int8_file_is_fused_builtin_and_int8(exported):
     assert report.output_dtypes == ("int8",)
 
 
+def _int8_bytes(model, exported, path):
+    keras_lstm.export.to_tflite(
+        model,
+        path,
+        quantization="int8",
+        representative_data=exported["representative"],
+    )
+    return path.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def ptq_file(exported, tmp_path_factory):
+    """The post-training int8 file of the fixture's float model."""
+    path = tmp_path_factory.mktemp("ptq") / "ptq.tflite"
+    _int8_bytes(exported["model"], exported, path)
+    return path
+
+
 @pytest.mark.slow
-def test_qat_model_before_fine_tuning_exports_the_ptq_file(exported, tmp_path):
-    # What lets a fine-tune be dropped (examples/qat.py keeps epoch 0 when
-    # no epoch beats it on validation): QAT weights that never moved give
-    # the PTQ file itself, byte for byte.
-    files = {}
-    for name, model in (
-        ("ptq", exported["model"]),
-        ("qat", qat.quantize_model(exported["model"])),
-    ):
-        path = tmp_path / f"{name}.tflite"
-        keras_lstm.export.to_tflite(
-            model,
-            path,
-            quantization="int8",
-            representative_data=exported["representative"],
-        )
-        files[name] = path.read_bytes()
-    assert files["qat"] == files["ptq"]
+def test_qat_model_before_fine_tuning_exports_the_ptq_file(
+    exported, ptq_file, tmp_path
+):
+    # What lets a fine-tune be dropped (KeepBestInt8Epoch keeps epoch 0
+    # when no epoch beats it on validation): QAT weights that never moved
+    # give the PTQ file itself, byte for byte.
+    start = qat.quantize_model(exported["model"])
+    ptq = ptq_file.read_bytes()
+    assert _int8_bytes(start, exported, tmp_path / "qat.tflite") == ptq
     # The fine-tuned QAT model of the fixture gives another file.
-    assert open(exported["path"], "rb").read() != files["ptq"]
+    assert open(exported["path"], "rb").read() != ptq
 
 
 def _scripted(values, seen):
@@ -509,9 +518,20 @@ def _scripted(values, seen):
     return score
 
 
-def _fit_keeping(exported, keep, epochs=2):
-    """A fresh QAT model of the fixture's float model, fine-tuned with
-    `keep`; returns it and its trainable weights after each epoch."""
+def _fit_keeping(exported, scores, mode, epochs=2):
+    """A fresh QAT model of the fixture's float model, fine-tuned with a
+    `KeepBestInt8Epoch` whose score returns `scores` in turn.
+
+    Returns the model, the callback, the outputs each score call received,
+    and the model's trainable weights after each epoch.
+    """
+    seen = []
+    keep = qat.KeepBestInt8Epoch(
+        exported["validation"],
+        representative_data=exported["representative"],
+        score=_scripted(scores, seen),
+        mode=mode,
+    )
     tf_keras = sys.modules["tf_keras"]
     qat_model = qat.quantize_model(exported["model"])
     qat_model.compile(
@@ -528,20 +548,14 @@ def _fit_keeping(exported, keep, epochs=2):
     qat_model.fit(
         x, y, epochs=epochs, batch_size=32, verbose=0, callbacks=[keep, record]
     )
-    return qat_model, after
+    return qat_model, keep, seen, after
 
 
 @pytest.mark.slow
 def test_keep_best_int8_epoch_restores_the_best_epoch(exported):
-    seen = []
-    keep = qat.KeepBestInt8Epoch(
-        exported["validation"],
-        representative_data=exported["representative"],
-        score=_scripted([0.5, 0.7, 0.6], seen),
-        mode="max",
-    )
-    qat_model, after = _fit_keeping(exported, keep)
-    assert keep.scores == [0.5, 0.7, 0.6]
+    scores = [0.5, 0.7, 0.6]
+    qat_model, keep, seen, after = _fit_keeping(exported, scores, "max")
+    assert keep.scores == scores
     assert keep.best_epoch == 1
     for kept, epoch_1 in zip(
         qat_model.trainable_weights, after[0], strict=True
@@ -561,23 +575,9 @@ def test_keep_best_int8_epoch_restores_the_best_epoch(exported):
 
 @pytest.mark.slow
 def test_keep_best_int8_epoch_drops_a_fine_tune_that_never_wins(
-    exported, tmp_path
+    exported, ptq_file
 ):
-    ptq = tmp_path / "ptq.tflite"
-    keras_lstm.export.to_tflite(
-        exported["model"],
-        ptq,
-        quantization="int8",
-        representative_data=exported["representative"],
-    )
-    seen = []
-    keep = qat.KeepBestInt8Epoch(
-        exported["validation"],
-        representative_data=exported["representative"],
-        score=_scripted([0.1, 0.1, 0.2], seen),
-        mode="min",
-    )
-    qat_model, _ = _fit_keeping(exported, keep)
+    qat_model, keep, seen, _ = _fit_keeping(exported, [0.1, 0.1, 0.2], "min")
     assert keep.best_epoch == 0  # a tie is not a win
     start = qat.quantize_model(exported["model"])
     for kept, initial in zip(
@@ -587,7 +587,7 @@ def test_keep_best_int8_epoch_drops_a_fine_tune_that_never_wins(
     # The start was scored on the post-training file's outputs.
     from keras_lstm.export import load_tflite
 
-    expected = load_tflite(str(ptq)).predict(exported["validation"][0])
+    expected = load_tflite(str(ptq_file)).predict(exported["validation"][0])
     np.testing.assert_array_equal(seen[0], expected)
 
 
