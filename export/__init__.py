@@ -2,7 +2,8 @@
 
 `to_tflite` writes a fused, builtin-only TFLite file (every LSTM one
 `UNIDIRECTIONAL_SEQUENCE_LSTM` op) and checks it against Keras;
-`load_tflite` runs it with float32 in and out. `run_tflite_micro`,
+`load_tflite` runs it with float32 in and out; `verify_tflite` checks a
+file already on disk against its Keras model. `run_tflite_micro`,
 `tflm_arena_size` and `vela_summary` check it on TFLite Micro and for Arm
 Ethos-U NPUs; `tflite_micro_blockers` says why TFLite Micro cannot run a
 file, and its entry points refuse such a file
@@ -35,7 +36,13 @@ from keras_lstm.export.saved_model import (
     SignatureTensor,
     to_saved_model,
 )
-from keras_lstm.export.tflite import ExportError, TFLiteReport, to_tflite
+from keras_lstm.export.tflite import (
+    ExportError,
+    TFLiteReport,
+    to_tflite,
+    verify_tflite,
+)
+from keras_lstm.export.verification import Verification
 
 __all__ = [
     "CSourceReport",
@@ -49,6 +56,7 @@ __all__ = [
     "TFLiteReport",
     "TFLiteRunner",
     "TensorInfo",
+    "Verification",
     "VelaSummary",
     "load_tflite",
     "quantize_model",
@@ -60,4 +68,5 @@ __all__ = [
     "to_saved_model",
     "to_tflite",
     "vela_summary",
+    "verify_tflite",
 ]

@@ -17,6 +17,11 @@ versions `pyproject.toml` supports.
 - `tfmot_default_8bit_transforms()`: tfmot's private module of default
   8-bit layout transforms, whose public alias lacks the Dense + batch norm
   ones that tfmot's own layout transform applies.
+- `output_layers(model)`: the layer that computes each output of a Keras
+  model, from the private `_keras_history` of its output tensors (Keras
+  has no public output-to-layer map).
+- `interpreter_ops(interpreter)`: a LiteRT interpreter's operators with
+  their tensor indices (its private `_get_ops_details`).
 """
 
 import contextlib
@@ -27,6 +32,16 @@ SUPPORTED = {
     "tensorflow": ("2.21",),
     "keras": ("3.15",),
 }
+
+
+def output_layers(model) -> list:
+    """The layer that computes each of `model`'s outputs, in order."""
+    return [tensor._keras_history[0] for tensor in model.outputs]
+
+
+def interpreter_ops(interpreter) -> list[dict]:
+    """A LiteRT interpreter's ops: `op_name`, `inputs`, `outputs` indices."""
+    return interpreter._get_ops_details()
 
 
 @functools.cache

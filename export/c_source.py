@@ -17,6 +17,7 @@ import pathlib
 import re
 
 from keras_lstm.export import files, runners
+from keras_lstm.export.inspection import FUSED_OPS
 from keras_lstm.export.runners.tflite_micro import refuse_blocked
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -116,6 +117,20 @@ def _check_arena(arena_size):
 
 def _float_literal(value):
     return f"{float(value)!r}f" if value is not None else "0.0f"
+
+
+def _streaming_note(runner):
+    """Header lines for a streaming file whose state lives in the op."""
+    if not runner.streaming or not any(op in FUSED_OPS for op in runner.ops):
+        return []
+    return [
+        "// STREAMING: this file relies on the LSTM's variable tensors",
+        "// keeping h and c between Invoke() calls. TFLite Micro's",
+        "// reference kernels do; its CMSIS-NN LSTM kernel (the usual",
+        "// Cortex-M build) restarts every Invoke from zero state and",
+        "// gives wrong answers without an error. For CMSIS-NN, export",
+        "// with external_state=True (state as explicit inputs/outputs).",
+    ]
 
 
 def _quantization_lines(variable, kind, tensors):
@@ -219,6 +234,7 @@ def to_c_source(
             f"{os.path.basename(path)}.",
             "// The fused LSTM keeps its state in variable tensors: call",
             "// interpreter.Reset() before each new sequence.",
+            *_streaming_note(runner),
             f"#ifndef {guard}",
             f"#define {guard}",
             "",

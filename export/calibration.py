@@ -12,6 +12,10 @@ Two rules make the calibrated ranges those of the file users run:
 2. **The check is held out.** Without `check_data`, a seeded random
    `HOLDOUT_SHARE` of `representative_data` is kept out of calibration and
    verifies the file instead (`split`).
+3. **Calibration covers the data.** Pass the whole training set: past
+   `CALIBRATION_LIMIT` sequences, a seeded random sample of them
+   calibrates, never a leading slice, which on an ordered series is one
+   season whose ranges clip the rest.
 """
 
 import dataclasses
@@ -28,6 +32,17 @@ HOLDOUT_SHARE = 0.2
 HOLDOUT_SEED = 0
 """Seed of the permutation that picks the held-out sequences."""
 
+CALIBRATION_LIMIT = 1000
+"""Most sequences calibrated on; a larger set is sampled (`SAMPLE_SEED`).
+
+Calibration runs the float model once per sequence, so its time grows
+with the count, while min/max ranges settle within a few hundred random
+sequences: on a weather regression, int8 lost 1.0 % MSE held out when
+calibrated on a random 256 of 2,417 training windows, 0.8 % on all."""
+
+SAMPLE_SEED = 1
+"""Seed of the sample of a calibration set past `CALIBRATION_LIMIT`."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Split:
@@ -39,11 +54,13 @@ class Split:
         check: The sequences the file is verified on, or `None` when the
             caller has none (verification then generates some).
         check_name: Where `check` came from, for the report.
+        calibration_name: Which sequences calibrate, for the report.
     """
 
     calibration: np.ndarray | None
     check: np.ndarray | None
     check_name: str
+    calibration_name: str = ""
 
 
 def split(
@@ -51,16 +68,21 @@ def split(
     check_data: np.ndarray | None,
     *,
     calibrated: bool,
+    limit: int = CALIBRATION_LIMIT,
 ) -> Split:
     """Splits the user's data into calibration and check sets.
 
-    - `check_data` given: calibrate on all of `representative_data`, check
-      on `check_data`.
+    - `check_data` given: calibrate on `representative_data` (a seeded
+      random `CALIBRATION_LIMIT` of it when it holds more), check on
+      `check_data`.
     - Calibrated mode without `check_data`: hold out `HOLDOUT_SHARE` (at
       least one sequence), picked by a seeded permutation so that data
-      sorted by class or speaker still calibrates on every class.
+      sorted by class or speaker still calibrates on every class; the
+      rest calibrates (sampled past `CALIBRATION_LIMIT`).
     - Uncalibrated mode: nothing is calibrated, so `representative_data`
       is itself unseen by the export and checks the file whole.
+
+    `limit` is the most sequences calibrated on (`CALIBRATION_LIMIT`).
 
     Raises:
         ValueError: if `representative_data` has a single sequence, which
@@ -68,7 +90,12 @@ def split(
     """
     if check_data is not None:
         name = f"check_data ({check_data.shape[0]} sequences)"
-        return Split(representative_data, check_data, name)
+        if not calibrated:
+            return Split(None, check_data, name)
+        calibration, calibration_name = _sampled(
+            representative_data, "representative_data", limit
+        )
+        return Split(calibration, check_data, name, calibration_name)
     if representative_data is None:
         return Split(None, None, "")
     count = representative_data.shape[0]
@@ -93,10 +120,29 @@ def split(
         f"held out from representative_data ({held} of {count} sequences, "
         f"{HOLDOUT_SHARE:.0%}, never calibrated on)"
     )
-    return Split(
+    calibration, calibration_name = _sampled(
         representative_data[calibration_rows],
+        f"the other {count - held} of representative_data",
+        limit,
+    )
+    return Split(
+        calibration,
         representative_data[check_rows],
         name,
+        calibration_name,
+    )
+
+
+def _sampled(data, what, limit):
+    """(calibration sequences, their name): `data`, sampled past `limit`."""
+    count = data.shape[0]
+    if count <= limit:
+        return data, f"{what} ({count} sequences)"
+    rows = np.random.default_rng(SAMPLE_SEED).choice(
+        count, limit, replace=False
+    )
+    return data[np.sort(rows)], (
+        f"a random {limit} of {what} ({count} sequences, seed {SAMPLE_SEED})"
     )
 
 

@@ -32,9 +32,10 @@ import keras_lstm
 from keras_lstm.export import calibration as export_calibration
 from keras_lstm.export import runners
 from keras_lstm.export.c_source import to_c_source
+from keras_lstm.export.inspection import FUSED_OPS
 from keras_lstm.export.quantization import Quantization
 from keras_lstm.export.saved_model import to_saved_model
-from keras_lstm.export.tflite import ExportError, to_tflite
+from keras_lstm.export.tflite import PERSISTENT_STATE, ExportError, to_tflite
 
 PROG = "keras-lstm"
 TFLITE = "tflite"
@@ -529,13 +530,7 @@ def _print_tflite_report(report):
         print(f"input   {_tensor(tensor)}")
     for tensor in report.outputs:
         print(f"output  {_tensor(tensor)}")
-    print(
-        f"max abs error vs Keras: {report.max_abs_error:.3g} (tolerance "
-        f"{report.tolerance:.3g}) on {report.check_sequences} sequences of "
-        f"{report.check_timesteps} steps: {report.check_set}"
-    )
-    if report.argmax_agreement is not None:
-        print(f"argmax agreement with Keras: {report.argmax_agreement:.1%}")
+    _print_verification(report)
     if report.padding is not None:
         print(
             f"padding: {report.padding.describe()}; callers drop padded "
@@ -552,6 +547,45 @@ def _print_tflite_report(report):
             print("TFLite Micro: runnable")
     for reason in report.tflite_micro_blockers:
         print(f"TFLite Micro: not runnable: {reason}")
+
+
+def _print_verification(report):
+    checked = report.verification
+    print(
+        f"checked against Keras on all {report.check_sequences} sequences "
+        f"of {report.check_timesteps} steps: {report.check_set}"
+    )
+    print(
+        f"lowering: float32 max abs error {checked.lowering_error:.3g} "
+        f"(float tolerance {checked.lowering_tolerance:.3g})"
+    )
+    if checked.lstm_error_quanta is not None:
+        print(
+            "integer LSTMs: within "
+            f"{checked.lstm_error_quanta:.2g} output quanta of the float "
+            "LSTM on their own inputs"
+        )
+    for loss, criterion in zip(checked.losses, checked.criteria, strict=True):
+        decisions = (
+            f", decisions agree {loss.decision_agreement:.1%}"
+            if loss.decision_agreement is not None
+            else ""
+        )
+        print(
+            f"error vs Keras: max {loss.max_abs:.3g}, p99 {loss.p99_abs:.3g}, "
+            f"RMS {loss.rms:.3g} ({loss.relative_rms:.1%} of the spread)"
+            f"{decisions}; held to {criterion}"
+        )
+    if report.calibration_set:
+        print(f"calibrated on {report.calibration_set}")
+    if report.quantization.is_integer:
+        ranges = checked.ranges
+        print(
+            f"outside the file's ranges: {ranges.inputs_outside:.1%} of "
+            f"check inputs, {ranges.outputs_outside:.1%} of Keras outputs"
+        )
+    if report.state_note is not None:
+        print(f"state: {report.state_note}")
 
 
 def _print_saved_model_report(report):
@@ -591,6 +625,8 @@ def _inspect(args):
         print(f"input   {_tensor(tensor)}")
     for tensor in runner.outputs:
         print(f"output  {_tensor(tensor)}")
+    if runner.streaming and any(op in FUSED_OPS for op in runner.ops):
+        print(f"state: this streaming file {PERSISTENT_STATE}")
 
     stages = []
     if not args.no_arena:

@@ -20,8 +20,11 @@ import enum
 
 import numpy as np
 
-from keras_lstm.export import lowering, masking, verification
+from keras_lstm.export import lowering, masking
 from keras_lstm.export.contract import Padding
+
+GENERATED_SEQUENCES = 16
+"""Generated check sequences when the caller gives no data (`generated`)."""
 
 
 class InputKind(enum.Enum):
@@ -276,7 +279,7 @@ def generated(
     masked model, sequences alternate right and left padding with random
     valid lengths (`masking.pad_randomly`), so the check exercises both.
     """
-    count = max(batch_size, verification.GENERATED_SEQUENCES)
+    count = max(batch_size, GENERATED_SEQUENCES)
     rng = np.random.default_rng(0)
     if spec.tokens:
         low = 1 if spec.padding is not None else 0
@@ -295,3 +298,22 @@ def generated(
         "arithmetic, not the ranges)"
     )
     return x, name
+
+
+def generated_named(
+    shapes, *, batch_size: int
+) -> tuple[list[np.ndarray], str]:
+    """Check data for a model with named inputs (seed 0), and its name.
+
+    One random-normal float32 array per input of `shapes` (each without
+    the batch axis), `max(batch_size, GENERATED_SEQUENCES)` samples each.
+    """
+    count = max(batch_size, GENERATED_SEQUENCES)
+    rng = np.random.default_rng(0)
+    generated = [
+        rng.normal(size=(count, *shape)).astype(np.float32) for shape in shapes
+    ]
+    return generated, (
+        f"generated ({count} random-normal samples per input: no data was "
+        "given, so this checks the arithmetic, not the ranges)"
+    )

@@ -29,8 +29,18 @@ What is refused, and why:
   those steps, does not compute.
 - A mask produced anywhere but on the model's input, which the caller
   could not evaluate on the data it holds.
+- A `go_backwards` LSTM that returns sequences (outside `Bidirectional`):
+  Keras hands its reversed outputs on with the mask unreversed, so the
+  next layer skips other steps than the padded ones.
+- A layer other than an LSTM that reads the mask over the time axis
+  (`GlobalAveragePooling1D`, attention): its fixed-shape ops cannot
+  follow the valid steps' length, and a streaming file never sees the
+  whole sequence.
 """
 
+import inspect
+
+import keras
 import numpy as np
 
 from keras_lstm.export.contract import Padding
@@ -44,10 +54,45 @@ def _mask_layers(model):
     ]
 
 
+def _backwards_sequences(model):
+    """go_backwards layers returning sequences, outside Bidirectional."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            found.extend(_backwards_sequences(layer))
+        elif (
+            isinstance(layer, keras.layers.RNN)
+            and layer.go_backwards
+            and layer.return_sequences
+        ):
+            found.append(layer)
+    return found
+
+
+def _mask_readers(model):
+    """Layers other than LSTMs whose call reads a mask on a time axis."""
+    from keras_lstm.export import lowering
+
+    passes = (
+        keras.layers.RNN,
+        keras.layers.Bidirectional,
+        keras.layers.TimeDistributed,
+        keras.layers.BatchNormalization,  # the mask matters in training
+        keras.layers.Masking,
+        keras.layers.Embedding,
+    )
+    return [
+        layer
+        for layer in lowering.iter_layers(model)
+        if not isinstance(layer, passes)
+        and "mask" in inspect.signature(layer.call).parameters
+        and len(getattr(keras.tree.flatten(layer.input)[0], "shape", ()))
+        == 3
+    ]
+
+
 def is_mask_layer(layer) -> bool:
     """Whether `layer` produces the masks `padding_of` handles."""
-    import keras
-
     return isinstance(layer, keras.layers.Masking) or (
         isinstance(layer, keras.layers.Embedding)
         and bool(getattr(layer, "mask_zero", False))
@@ -68,8 +113,6 @@ def padding_of(model) -> Padding | None:
         ValueError: for masks `to_tflite` cannot reproduce (see the module
             docstring), saying what to do instead.
     """
-    import keras
-
     layers = _mask_layers(model)
     if not layers:
         return None
@@ -100,6 +143,26 @@ def padding_of(model) -> Padding | None:
             "model that returns the last output (return_sequences=False on "
             "the last LSTM), or drop the mask and export fixed-length "
             "sequences."
+        )
+    for backwards in _backwards_sequences(model):
+        raise ValueError(
+            f"Layer {backwards.name!r} of masked model {model.name!r} runs "
+            "backwards (go_backwards=True) and returns sequences: Keras "
+            "passes its outputs on in reversed order with the mask "
+            "unreversed, so the next layer skips other steps than the "
+            "padded ones, which a file that runs the valid steps alone "
+            "cannot reproduce. Wrap the LSTM in Bidirectional, or return "
+            "the last output only (return_sequences=False)."
+        )
+    for reader in _mask_readers(model):
+        raise ValueError(
+            f"Layer {reader.name!r} ({type(reader).__name__}) of model "
+            f"{model.name!r} reads the mask ({names}) over the time axis. "
+            "The fused LSTM has no mask input, so the file runs the valid "
+            "steps alone, and this layer's fixed-shape ops cannot follow "
+            "their length. Take the last LSTM output instead "
+            "(return_sequences=False), or drop the mask and export "
+            "fixed-length sequences."
         )
     if isinstance(layer, keras.layers.Masking):
         return Padding(kind="value", value=float(layer.mask_value))

@@ -3,18 +3,19 @@
 The keras.io character-level seq2seq (lstm_seq2seq) needs three models:
 an encoder `sequence -> [h, c]` (`return_state=True`), a decoder step model
 `[token, h, c] -> [probs, h, c]` (`initial_state=` from inputs), and the
-training model that joins them. `to_tflite` routes such models here
-(`applies`). The pipeline is `to_tflite`'s, stage for stage:
+training model that joins them. They export through `to_tflite`'s one
+pipeline; this module owns what is theirs alone:
 
-1. check every argument; `int8`/`int16x8` are refused (see `_refuse_integer`);
-2. lower with `lowering.StateLowering`: an LSTM call that starts from zeros
-   and does not return its state becomes the fused op; one that takes or
-   returns its state is unrolled into builtin ops, since the fused op's
-   state lives in variable tensors that no input or output reaches
-   (TF#62775);
-3. convert, with no WHILE, Flex or CUSTOM op, one subgraph, fixed shapes;
-4. verify every output against Keras on held-out inputs;
-5. write atomically.
+- `applies`: when a model takes this route (`plan.StateLowering.EXPLICIT`);
+- `refuse_integer`: why `int8`/`int16x8` are refused for them;
+- `input_shapes` and `data`: their named inputs, each with a fixed shape,
+  and the caller's data as one float32 array per input.
+
+Lowering (`lowering.StateLowering`): an LSTM call that starts from zeros
+and does not return its state becomes the fused op; one that takes or
+returns its state is unrolled into builtin ops, since the fused op's
+state lives in variable tensors that no input or output reaches
+(TF#62775).
 
 File contract (`contract.input_names`, `contract.output_names`): inputs are
 named after the Keras inputs, outputs `output_<i>` in Keras's order (one
@@ -22,25 +23,11 @@ output: `output`). `load_tflite(path).predict([...])` and `.run({...})`
 feed and return them by name.
 """
 
-import logging
 import numbers
 
-import keras
 import numpy as np
-import tensorflow as tf
 
-from keras_lstm.export import (
-    contract,
-    files,
-    lowering,
-    runners,
-    tflite,
-    verification,
-)
-from keras_lstm.export.quantization import Quantization
-from keras_lstm.layers import lowering as lowering_scope
-
-logger = logging.getLogger(__name__)
+from keras_lstm.export import arguments, lowering
 
 
 def applies(model) -> bool:
@@ -63,7 +50,8 @@ def applies(model) -> bool:
     )
 
 
-def _refuse_integer(model, quantization):
+def refuse_integer(model, quantization) -> None:
+    """Raises: `model`'s integer export is not supported, saying why."""
     carries_state = any(len(t.shape) == 2 for t in model.inputs) or any(
         lowering.is_lstm_layer(layer) and layer.return_state
         for layer in lowering.iter_layers(model)
@@ -92,7 +80,7 @@ def _refuse_integer(model, quantization):
     )
 
 
-def _input_shapes(model, timesteps):
+def input_shapes(model, timesteps) -> list[tuple]:
     """Each input's shape without the batch axis, with time fixed."""
     names = [t.name for t in model.inputs]
     if timesteps is None or isinstance(timesteps, numbers.Integral):
@@ -116,7 +104,7 @@ def _input_shapes(model, timesteps):
         shape = tuple(tensor.shape)[1:]
         steps = per_input[tensor.name]
         if steps is not None:
-            tflite._positive_int("timesteps", steps)
+            arguments.positive_int("timesteps", steps)
         if tensor.dtype != "float32":
             raise ValueError(
                 f"Model {model.name!r} has the {tensor.dtype} input "
@@ -148,7 +136,7 @@ def _input_shapes(model, timesteps):
     return shapes
 
 
-def _data(name, data, model, shapes):
+def data(name, data, model, shapes) -> list[np.ndarray] | None:
     """`data` as a list of float32 arrays in model input order, or None."""
     if data is None:
         return None
@@ -189,211 +177,3 @@ def _data(name, data, model, shapes):
             f"got {[a.shape[0] for a in arrays]}."
         )
     return arrays
-
-
-def _trace(export, names_in, names_out, shapes, batch_size):
-    specs = [
-        tf.TensorSpec((batch_size, *shape), tf.float32, name=name)
-        for name, shape in zip(names_in, shapes, strict=True)
-    ]
-    lowerings = []
-
-    def serve(*inputs):
-        state_lowering = lowering.StateLowering()
-        lowerings.append(state_lowering)
-        model_inputs = list(inputs) if len(inputs) > 1 else inputs[0]
-        with lowering_scope(state_lowering):
-            outputs = keras.tree.flatten(export(model_inputs, training=False))
-        # An identity per output: an encoder's last output and h are one
-        # tensor, and each signature output needs its own name.
-        return {
-            name: tf.identity(output, name=name)
-            for name, output in zip(names_out, outputs, strict=True)
-        }
-
-    function = tf.function(serve, input_signature=specs)
-    concrete = function.get_concrete_function()
-    return function, concrete, lowerings[-1]
-
-
-def _keras_outputs(model, inputs):
-    outputs = model(inputs if len(inputs) > 1 else inputs[0], training=False)
-    return [np.asarray(o, np.float32) for o in keras.tree.flatten(outputs)]
-
-
-def _check_inputs(model, shapes, check, check_name, batch_size):
-    if check is not None:
-        if check[0].shape[0] > verification.CHECK_LIMIT:
-            check_name = f"{check_name}, first {verification.CHECK_LIMIT}"
-        return [a[: verification.CHECK_LIMIT] for a in check], check_name
-    count = max(batch_size, verification.GENERATED_SEQUENCES)
-    rng = np.random.default_rng(0)
-    generated = [
-        rng.normal(size=(count, *shape)).astype(np.float32) for shape in shapes
-    ]
-    return generated, (
-        f"generated ({count} random-normal samples per input: no data was "
-        "given, so this checks the arithmetic, not the ranges)"
-    )
-
-
-def to_tflite(
-    model,
-    path,
-    *,
-    quantization,
-    representative_data,
-    check_data,
-    batch_size,
-    timesteps,
-    streaming,
-    external_state,
-    tolerance,
-    progress,
-) -> "tflite.TFLiteReport":
-    """`keras_lstm.export.to_tflite` for models that `applies` to.
-
-    Same arguments as `to_tflite`, but `representative_data` and
-    `check_data` are lists of arrays (one per model input, in order) or
-    dicts by input name, and `timesteps` may be a dict from input name to
-    length. In float modes nothing is calibrated: without `check_data`,
-    `representative_data` verifies the file.
-
-    Raises:
-        ValueError: for integer quantization (the state crosses the file
-            boundary), `streaming`/`external_state` (the state is already
-            explicit), or a bad argument.
-        ExportError: if the file is not builtin-only or misses Keras's
-            outputs past the tolerance.
-    """
-    path = tflite._check_path(path)
-    quantization = Quantization.parse(quantization)
-    batch_size = tflite._positive_int("batch_size", batch_size)
-    tolerance = tflite._check_tolerance(tolerance)
-    if quantization.is_integer:
-        _refuse_integer(model, quantization)
-    if streaming or external_state:
-        raise ValueError(
-            f"Model {model.name!r} has several inputs or outputs, or an LSTM "
-            "that returns its state: its state is already explicit. Export "
-            "it with streaming=False and external_state=False, and call the "
-            "file once per step (e.g. a decoder step model with timesteps=1)."
-        )
-    if progress is not None and not callable(progress):
-        raise TypeError(
-            "Received an invalid value for argument `progress`: expected a "
-            f"callable progress(done, total) or None, got {progress!r}."
-        )
-    lowering.check_model(model, explicit_state=True)
-    shapes = _input_shapes(model, timesteps)
-    data = _data("representative_data", representative_data, model, shapes)
-    check = _data("check_data", check_data, model, shapes)
-    if check is None and data is not None:
-        check, check_name = data, "representative_data (no calibration)"
-    else:
-        check_name = "check_data"
-    names_in = contract.input_names([t.name for t in model.inputs])
-    names_out = contract.output_names(len(model.outputs))
-
-    # Lower and trace.
-    export = lowering.export_model(
-        model, batch_size=batch_size, input_shapes=shapes
-    )
-    function, concrete, state_lowering = _trace(
-        export, names_in, names_out, shapes, batch_size
-    )
-
-    # Convert (no calibration: float modes only), inspect.
-    plan = _ConvertPlan(quantization, batch_size)
-    content = tflite._convert(export, function, concrete, plan, progress)
-    content = tflite._rewrite(content, quantization)
-    ops, fused = tflite._check_content(
-        content, expected_lstm_ops=state_lowering.fused, external=False
-    )
-    tflite._warn_unquantized(content, quantization, fused)
-
-    # Verify every output on the check inputs, then write.
-    check, check_name = _check_inputs(
-        model, shapes, check, check_name, batch_size
-    )
-    expected = _keras_outputs(model, check)
-    with files.staged_file(path) as temp:
-        temp.write_bytes(content)
-        runner = runners.load_tflite(temp)
-        actual = runner.predict(dict(zip(names_in, check, strict=True)))
-        if len(expected) == 1:
-            actual = [actual]
-        results = []
-        for name, got, want in zip(names_out, actual, expected, strict=True):
-            bound = verification.tolerance_for(
-                quantization, want, output_scale=None, tolerance=tolerance
-            )
-            results.append(
-                verification.verify(
-                    got,
-                    want,
-                    _as_sequences(check[0]),
-                    f"{check_name}; output {name!r}",
-                    quantization=quantization,
-                    bound=bound,
-                    streaming=False,
-                )
-            )
-    worst = max(results, key=lambda r: r.max_abs_error / r.tolerance)
-    agreement = next(
-        (r.argmax_agreement for r in results if r.argmax_agreement is not None),
-        None,
-    )
-    report = tflite.TFLiteReport(
-        path=path,
-        size_bytes=len(content),
-        ops=ops,
-        inputs=runner.inputs,
-        outputs=runner.outputs,
-        quantization=quantization,
-        batch_size=batch_size,
-        timesteps=runner.timesteps,
-        streaming=False,
-        external_state=bool(state_lowering.unrolled),
-        fused_lstm_ops=fused,
-        calibration_sequences=0,
-        check_set=check_name,
-        check_sequences=worst.sequences,
-        check_timesteps=worst.timesteps,
-        max_abs_error=max(r.max_abs_error for r in results),
-        tolerance=worst.tolerance,
-        output_range=max(r.output_range for r in results),
-        argmax_agreement=agreement,
-        tflite_micro_blockers=runners.tflite_micro_blockers(content),
-    )
-    logger.info(
-        "Wrote %s (%d bytes, %s; %d fused, %d unrolled LSTM calls): max abs "
-        "error %.3g on %s.",
-        path,
-        report.size_bytes,
-        quantization.value,
-        fused,
-        len(state_lowering.unrolled),
-        report.max_abs_error,
-        check_name,
-    )
-    return report
-
-
-def _as_sequences(array):
-    """A check input as `(n, steps, features)`, for verification messages."""
-    return array if array.ndim == 3 else array[:, None, :]
-
-
-class _ConvertPlan:
-    """What `tflite._convert` reads from a plan: no calibration."""
-
-    def __init__(self, quantization, batch_size):
-        self.quantization = quantization
-        self.batch_size = batch_size
-        self.streaming = False
-        self.split = _NoCalibration()
-
-
-class _NoCalibration:
-    calibration = None

@@ -1,9 +1,10 @@
 """Quantization modes of a TFLite export, checked in one place.
 
 Every mode is a `Quantization` member; `to_tflite` accepts the member or its
-string value. What each mode asks of the converter, which dtype its inputs
-and outputs have, and how far its outputs may drift from Keras are
-properties of the member, so no other module compares mode strings.
+string value. What each mode asks of the converter and which dtype its
+inputs and outputs have are properties of the member, so no other module
+compares mode strings. How a file of each mode is judged against Keras is
+`keras_lstm.export.verification`'s.
 """
 
 import enum
@@ -75,61 +76,6 @@ class Quantization(enum.StrEnum):
         if self is Quantization.INT16X8:
             return np.dtype("int16")
         return np.dtype("float32")
-
-    def default_tolerance(
-        self,
-        *,
-        output_scale: float | None = None,
-        output_range: float = 0.0,
-        output_magnitude: float = 0.0,
-    ) -> float:
-        """Largest max-abs error against Keras that a check accepts.
-
-        With `s = max(1, output_magnitude)`, the largest |output|: float
-        rounding is relative, so the float bounds scale with `s` (a float
-        file whose outputs are around 280 differs from Keras by ~1e-4).
-
-        - float32: `1e-4 * s`. The fused kernel and Keras differ by float
-          rounding only (measured <= 1e-7 relative on every tested
-          variant).
-        - float16 weights: `1e-2 * s + 1e-2 * range`. Rounding every
-          weight to 11 significant bits; measured 8.5e-4 worst case over
-          640 JapaneseVowels sequences (softmax outputs, range ~1).
-        - dynamic range: `5e-2 * s + 5e-2 * range`. Weights int8 per
-          tensor, activations quantized on the fly at every step.
-        - int8 / int16x8: 8 output quanta + 5 % of the output range. The
-          integer LSTM rounds its gates, cell and hidden state at every
-          step and the errors add up over the sequence. Measured on
-          JapaneseVowels (29 steps, softmax outputs): int8 0.019 on the
-          check batch, 0.077 worst case over 640 sequences, against a
-          bound of 0.081; int16x8 0.031 worst case. The converter bugs
-          that `rewrite.repair_integer_lstms` fixes gave 11 % to 100 % of the
-          range, well past it.
-
-        Args:
-            output_scale: The output tensor's quantization scale (integer
-                modes only).
-            output_range: `max - min` of the Keras outputs on the check
-                sequences.
-            output_magnitude: `max |output|` of the Keras outputs on the
-                check sequences.
-
-        Returns:
-            The tolerance, a float.
-        """
-        output_range = float(output_range)
-        scale = max(1.0, float(output_magnitude))
-        if self is Quantization.NONE:
-            return 1e-4 * scale
-        if self is Quantization.FLOAT16:
-            return 1e-2 * scale + 1e-2 * output_range
-        if self is Quantization.DYNAMIC:
-            return 5e-2 * scale + 5e-2 * output_range
-        if output_scale is None:
-            raise ValueError(
-                f"`output_scale` is needed for quantization {self.value!r}."
-            )
-        return 8.0 * float(output_scale) + 0.05 * output_range
 
 
 def configure_converter(

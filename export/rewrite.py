@@ -1,8 +1,9 @@
 """Rewriting TFLite flatbuffers: every change made to a converted file.
 
-Two rewrites apply to integer files after conversion, both addressing
-the fused LSTM's operands through `keras_lstm.export.flatbuffer.LSTM`, and
-a third, last, to every file `to_tflite` writes:
+`finish` is stage 4 of `to_tflite`: it applies, in order, two rewrites to
+integer files, both addressing the fused LSTM's operands through
+`keras_lstm.export.flatbuffer.LSTM`, a third to every file, and records a
+masked model's padding convention:
 
 - `repair_integer_lstms`: fixes two quirks of the converter's integer LSTM
   parameters (below).
@@ -75,11 +76,16 @@ files are checked on TFLite Micro.
 """
 
 import copy
+import logging
 
 import numpy as np
 
-from keras_lstm.export import _compat, flatbuffer
+from keras_lstm.export import _compat, contract, flatbuffer
+from keras_lstm.export.errors import ExportError
 from keras_lstm.export.flatbuffer import LSTM, LSTM_OP
+from keras_lstm.export.quantization import Quantization
+
+logger = logging.getLogger(__name__)
 
 _MIN_CELL_EXPONENT, _MAX_CELL_EXPONENT = -15, -9
 _INT16_MAX = 32767
@@ -97,6 +103,48 @@ INT16X8_OPS = (
     "MUL",
 )
 """The ops `requantize_int16x8` knows how to rewrite."""
+
+
+def finish(
+    content: bytes, quantization: Quantization, padding=None
+) -> tuple[bytes, bytes | None]:
+    """Every rewrite of a converted file, in order.
+
+    Integer files: `repair_integer_lstms`, then for int16x8
+    `requantize_int16x8`; every file: `drop_unused_buffers`; a masked
+    model's file: its padding convention as metadata
+    (`contract.PADDING_METADATA`).
+
+    Args:
+        content: The converter's flatbuffer.
+        quantization: The file's mode.
+        padding: A masked model's `contract.Padding`, else `None`.
+
+    Returns:
+        `(file, int8)`: the finished file, and for integer modes the
+        repaired int8 file it came from (whose LSTMs
+        `keras_lstm.export.fidelity` replays), else `None`.
+
+    Raises:
+        ExportError: if an integer LSTM cannot be repaired.
+    """
+    int8 = None
+    if quantization.is_integer:
+        try:
+            content, repairs = repair_integer_lstms(content)
+        except ValueError as error:
+            raise ExportError(str(error)) from error
+        for repair in repairs:
+            logger.info("Integer LSTM repair: %s.", repair)
+        int8 = content
+    if quantization is Quantization.INT16X8:
+        content = requantize_int16x8(content)
+    content = drop_unused_buffers(content)
+    if padding is not None:
+        content = with_metadata(
+            content, contract.PADDING_METADATA, padding.encode()
+        )
+    return content, int8
 
 
 def _pack(model) -> bytes:

@@ -83,7 +83,8 @@ def test_without_resets_the_calibrator_carries_state_over(
         yield lambda: None
 
     monkeypatch.setattr(_compat, "calibration_resets", no_resets)
-    with pytest.raises(ExportError, match=r"outputs are 0\.7"):
+    # Measured: RMS error 0.562, max abs 0.795 (the negative class lost).
+    with pytest.raises(ExportError, match=r"max abs 0\.7"):
         _export(tmp_path / "int8.tflite", batch_size=1)
 
 

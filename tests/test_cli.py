@@ -23,7 +23,6 @@ import tensorflow as tf
 
 import keras_lstm
 from keras_lstm.export import ExportError, cli, load_tflite
-from keras_lstm.export.quantization import Quantization
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 VENV_BIN = pathlib.Path(sys.executable).parent
@@ -403,15 +402,13 @@ def test_export_int8_shows_calibration_progress(int8_export, files):
     runner = load_tflite(out)
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in runner.ops
     assert [t.dtype for t in runner.inputs] == ["int8"]
-    # The library's own bound for int8 (8 output quanta + 5 % of range).
+    # 8 output quanta + 5 % of the range, the former int8 bound.
     calibration = np.load(files / "calib.npy")
     model = keras.saving.load_model(files / "model.keras")
     expected = model.predict(calibration, verbose=0)
     got = runner.predict(calibration)
-    tolerance = Quantization.INT8.default_tolerance(
-        output_scale=runner.outputs[0].scale,
-        output_range=float(expected.max() - expected.min()),
-    )
+    spread = float(expected.max() - expected.min())
+    tolerance = 8.0 * runner.outputs[0].scale + 0.05 * spread
     error = float(np.max(np.abs(got - expected)))
     assert error <= tolerance, f"max abs error {error} > {tolerance}"
 

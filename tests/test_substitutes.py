@@ -122,15 +122,15 @@ def addition():
 
 @pytest.fixture(scope="module")
 def exported(autoencoder, addition, tmp_path_factory):
-    """{(model name, quantization): (report, Keras outputs, data, target)}."""
-    # An int8 softmax can be farther (max abs) from float's than to_tflite's
-    # default bound with float's accuracy (measured 0.096, 52.2 % vs
-    # 52.8 %, on a longer-trained addition_rnn); issue 11 judges int8 on the
-    # task metric, below.
+    """{(model name, quantization): (report, Keras outputs, data, target)}.
+
+    Default criteria throughout: addition_rnn's int8 softmax was refused
+    by the former max-abs bound (0.096 against 0.081) while it classified
+    as well as float; it is judged by its decisions now.
+    """
     return export_zoo(
         {"autoencoder": autoencoder, "addition_rnn": addition},
         tmp_path_factory.mktemp("zoo"),
-        int8_tolerance=0.25,
         calibration_limit=256,
     )
 

@@ -16,6 +16,29 @@ ACCURACY_POINTS = 0.02
 RUNTIMES = ["litert", "tflite_micro"]
 
 
+def lossy_bound(report, expected):
+    """A max-abs bound for re-checking a lossy file on other data.
+
+    The bound `to_tflite` enforced before it judged lossy files by
+    decisions and relative error, kept so that these re-checks stay as
+    strict as they were: float16 `1e-2 * s + 1e-2 * range`, dynamic range
+    `5e-2 * s + 5e-2 * range` (s = max(1, max |y|)), integer 8 output
+    quanta + 5 % of the range (measured on JapaneseVowels: int8 0.077
+    worst case over 640 sequences against 0.081).
+    """
+    expected = np.asarray(expected)
+    spread = float(expected.max() - expected.min())
+    scale = max(1.0, float(np.abs(expected).max()))
+    mode = report.quantization.value
+    if mode == "float16":
+        return 1e-2 * scale + 1e-2 * spread
+    if mode == "dynamic":
+        return 5e-2 * scale + 5e-2 * spread
+    if mode in ("int8", "int16x8"):
+        return 8.0 * report.outputs[0].scale + 0.05 * spread
+    return FLOAT_RTOL * scale
+
+
 def run_on(runtime, path, x):
     """The file's float32 outputs on `x`, on LiteRT or TFLite Micro."""
     if runtime == "litert":
@@ -53,14 +76,21 @@ def assert_float_matches(actual, expected):
     assert np.all(error <= bound), f"max abs error {error.max():.3g}"
 
 
-def export_zoo(models, root, *, int8_tolerance=None, calibration_limit=None):
+def _sample(train, count):
+    if count is None or count >= len(train):
+        return train
+    rows = np.random.default_rng(0).choice(len(train), count, replace=False)
+    return train[np.sort(rows)]
+
+
+def export_zoo(models, root, *, calibration_limit=None):
     """Each model's float and int8 files, checked on its held-out split.
 
     Args:
         models: `{name: (model, train, held_out, target)}`.
         root: The directory for the files.
-        int8_tolerance: `to_tflite`'s bound for int8, `None` for its default.
-        calibration_limit: Calibrate on at most this many training sequences.
+        calibration_limit: Calibrate on a seeded random sample of this many
+            training sequences (never a leading slice), `None` for all.
 
     Returns:
         `{(name, quantization): (report, Keras outputs, held out, target)}`.
@@ -73,9 +103,8 @@ def export_zoo(models, root, *, int8_tolerance=None, calibration_limit=None):
                 model,
                 root / f"{name}_{quantization}.tflite",
                 quantization=quantization,
-                representative_data=train[:calibration_limit],
+                representative_data=_sample(train, calibration_limit),
                 check_data=held_out,
-                tolerance=int8_tolerance if quantization == "int8" else None,
             )
             files[name, quantization] = (report, expected, held_out, target)
     return files

@@ -1,0 +1,71 @@
+"""Stage 3 of `to_tflite`: TFLite's converter, calibrating from zero states.
+
+`convert` hands a traced model to `tf.lite.TFLiteConverter`, configured
+for the quantization mode (`quantization.configure_converter`); integer
+modes calibrate on the plan's calibration sequences, each from a zero LSTM
+state (`calibration.representative_dataset`). The converter's own failures
+become `ExportError`s.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from keras_lstm.export import _compat, calibration
+from keras_lstm.export.errors import ExportError
+from keras_lstm.export.quantization import Quantization, configure_converter
+from keras_lstm.export.tracing import Traced
+
+
+def convert(
+    traced: Traced,
+    quantization: Quantization,
+    *,
+    calibration_data: np.ndarray | None = None,
+    batch_size: int = 1,
+    streaming: bool = False,
+    padding=None,
+    progress=None,
+) -> bytes:
+    """The converted flatbuffer of `traced` in mode `quantization`.
+
+    Args:
+        traced: The lowered, traced model (`tracing.trace`).
+        quantization: The mode.
+        calibration_data: Calibration sequences for integer modes.
+        batch_size: The file's batch size.
+        streaming: Whether the file takes one frame per invocation.
+        padding: A masked model's `contract.Padding`, else `None`.
+        progress: Called as `progress(done, total)` per calibration call.
+
+    Raises:
+        ExportError: if the converter fails.
+    """
+    # The converter must see the tf.Variables behind Keras 3's variables:
+    # given a trackable that holds them, it saves a SavedModel, keeps the
+    # `api_implements` functions whole (fusing them) and freezes the
+    # weights. Without one it inlines every function first, which loses the
+    # fusion attribute and leaves WHILE loops.
+    module = tf.Module()
+    module.weights = [v.value for v in traced.export.variables]
+    module.serve = traced.function
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [traced.concrete], module
+    )
+    with _compat.calibration_resets() as reset:
+        dataset = None
+        if calibration_data is not None:
+            dataset = calibration.representative_dataset(
+                calibration_data,
+                batch_size=batch_size,
+                streaming=streaming,
+                reset=reset,
+                progress=progress,
+                padding=padding,
+            )
+        configure_converter(converter, quantization, dataset)
+        try:
+            return converter.convert()
+        except Exception as error:  # The converter raises many types.
+            raise ExportError(
+                f"TFLite's converter failed ({type(error).__name__}): {error}"
+            ) from error
