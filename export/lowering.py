@@ -35,7 +35,7 @@ import tensorflow as tf
 
 import keras_lstm
 from keras_lstm import recurrence, tf_sequence
-from keras_lstm.export import masking, substitutes
+from keras_lstm.export import _compat, masking, substitutes
 from keras_lstm.layers import lowering
 
 _TANH = (keras.activations.tanh, tf.tanh, tf.math.tanh, tf.nn.tanh)
@@ -755,9 +755,6 @@ def require_graph_model(model) -> None:
 def is_graph_model(model) -> bool:
     """Whether `model` is a Sequential or Functional model (not subclassed).
 
-    `Functional` is not public in Keras 3; a functional model is a
-    `keras.Model` whose class derives from it.
+    `Functional` is not public in Keras 3 (`_compat.is_functional`).
     """
-    return isinstance(model, keras.Sequential) or any(
-        klass.__name__ == "Functional" for klass in type(model).__mro__
-    )
+    return isinstance(model, keras.Sequential) or _compat.is_functional(model)
