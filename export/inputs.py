@@ -20,7 +20,7 @@ import enum
 
 import numpy as np
 
-from keras_lstm.export import lowering, masking, verification
+from keras_lstm.export import masking, models, verification
 from keras_lstm.export.contract import Padding
 
 
@@ -85,7 +85,7 @@ def _token_embedding(model):
     source = model.inputs[0]
     readers = [
         layer
-        for layer in lowering.iter_layers(model)
+        for layer in models.iter_layers(model)
         if not isinstance(layer, keras.layers.InputLayer)
         and _reads(layer, source)
     ]
@@ -136,7 +136,7 @@ def describe(model) -> ModelInput:
             "Received an invalid value for argument `model`: expected a "
             f"keras.Model, got {type(model).__name__}."
         )
-    lowering.require_graph_model(model)
+    models.require_graph_model(model)
     try:
         inputs, outputs = model.inputs, model.outputs
     except (AttributeError, ValueError) as error:

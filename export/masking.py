@@ -33,14 +33,13 @@ What is refused, and why:
 
 import numpy as np
 
+from keras_lstm.export import models
 from keras_lstm.export.contract import Padding
 
 
 def _mask_layers(model):
-    from keras_lstm.export import lowering
-
     return [
-        layer for layer in lowering.iter_layers(model) if is_mask_layer(layer)
+        layer for layer in models.iter_layers(model) if is_mask_layer(layer)
     ]
 
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import keras
 
-from keras_lstm.export import _compat, lowering, masking
+from keras_lstm.export import _compat, lowering, masking, models
 
 if TYPE_CHECKING:  # Never at run time: importing tf_keras is QAT's job.
     import tf_keras
@@ -206,11 +206,11 @@ def _tf_keras_layer(layer, qat_layers):
         _Unsupported: with the reason.
     """
     tf_keras = qat_layers.tf_keras
-    if lowering.is_lstm_layer(layer):
+    if models.is_lstm_layer(layer):
         return _twin_rnn(layer, qat_layers)
     if isinstance(layer, keras.layers.Bidirectional):
         directions = (layer.forward_layer, layer.backward_layer)
-        if not all(lowering.is_lstm_layer(d) for d in directions):
+        if not all(models.is_lstm_layer(d) for d in directions):
             raise _Unsupported("Bidirectional around a non-LSTM layer")
         forward, backward = (_twin_rnn(d, qat_layers) for d in directions)
         return tf_keras.layers.Bidirectional(
@@ -276,7 +276,7 @@ def _check_model(model):
             "Received an invalid value for argument `model`: expected a "
             f"trained Keras 3 keras.Model, got {type(model).__name__}."
         )
-    lowering.require_graph_model(model)
+    models.require_graph_model(model)
     try:
         inputs = model.inputs
     except (AttributeError, ValueError) as error:
@@ -293,7 +293,7 @@ def _check_model(model):
         )
     # What the fused int8 export would refuse, refused before fine-tuning.
     lowering.check_model(model)
-    for layer in lowering.iter_layers(model):
+    for layer in models.iter_layers(model):
         if masking.is_mask_layer(layer):
             # to_tflite exports masked models (callers drop the padding),
             # but the tf_keras twin is not built to carry masks.
