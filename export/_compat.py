@@ -2,8 +2,8 @@
 
 The export pipeline needs a few things no public API offers. Each lives
 here, behind a small function, so that a new TensorFlow or Keras release
-breaks in one module, and `tests/test_compat.py` pins each reach-in to the
-versions `pyproject.toml` supports.
+breaks in one module, and `tests/test_export_compat.py` pins each reach-in
+to the versions `pyproject.toml` supports.
 
 - `tflite_schema()`: TFLite's generated flatbuffer schema module
   (`tensorflow.lite.python.schema_py_generated`), to read and rewrite
