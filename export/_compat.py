@@ -2,8 +2,8 @@
 
 The export pipeline needs a few things no public API offers. Each lives
 here, behind a small function, so that a new TensorFlow or Keras release
-breaks in one module, and `tests/test_compat.py` pins each reach-in to the
-versions `pyproject.toml` supports.
+breaks in one module, and `tests/test_export_compat.py` pins each reach-in
+to the versions `pyproject.toml` supports.
 
 - `tflite_schema()`: TFLite's generated flatbuffer schema module
   (`tensorflow.lite.python.schema_py_generated`), to read and rewrite
@@ -22,11 +22,20 @@ versions `pyproject.toml` supports.
   has no public output-to-layer map).
 - `interpreter_ops(interpreter)`: a LiteRT interpreter's operators with
   their tensor indices (its private `_get_ops_details`).
+- `tf_keras_normalization_broadcast_shape(layer)`: the shape tf_keras's
+  `Normalization` reshapes its statistics to, a private attribute.
+- `is_functional(model)`: whether a model is an instance of Keras's
+  `Functional` class, which Keras 3 does not make public.
+- `functional_graph(model)` and `keras_tensor_history(value)`: the layer
+  calls recorded in a graph model's config, in Keras 3's serialization
+  format (`inbound_nodes`, `__keras_tensor__`, `keras_history`).
 """
 
 import contextlib
 import functools
 from collections.abc import Callable, Iterator
+
+import keras
 
 SUPPORTED = {
     "tensorflow": ("2.21",),
@@ -138,3 +147,94 @@ def tfmot_default_8bit_transforms():
     )
 
     return default_8bit_transforms
+
+
+def tf_keras_normalization_broadcast_shape(layer) -> list:
+    """The shape tf_keras's `Normalization` reshapes its statistics to.
+
+    `layer` is a built `tf_keras.layers.Normalization` (or a subclass):
+    `build` sets the private `_broadcast_shape`, the input's rank with 1 on
+    every axis that is not normalized (`[1, 1, features]` for
+    `(batch, time, features)` and `axis=-1`).
+
+    Raises:
+        AttributeError: if tf_keras no longer records it (the layer is not
+            built, or a tf_keras release renamed it).
+    """
+    return layer._broadcast_shape
+
+
+def is_functional(model) -> bool:
+    """Whether `model` is a Keras 3 Functional model.
+
+    `keras.Model(inputs, outputs)` returns an instance of
+    `keras.src.models.functional.Functional`, which Keras 3 does not make
+    public; its class is found by name in the model's MRO, which also
+    holds for a subclass of a Functional model. A subclassed `keras.Model`
+    (and `keras.Sequential`) is not one.
+    """
+    return any(klass.__name__ == "Functional" for klass in type(model).__mro__)
+
+
+def functional_graph(model) -> tuple[list, list, list]:
+    """The layer calls of a Sequential or Functional model, in call order.
+
+    Read from `model.get_config()` in Keras 3's format: `layers[i]
+    ["inbound_nodes"]` holds one `{"args", "kwargs"}` per call, in which a
+    tensor is `{"class_name": "__keras_tensor__", "config":
+    {"keras_history": [layer_name, node_index, tensor_index]}}`, and
+    `input_layers` / `output_layers` hold such histories, or a single one.
+    A Sequential model's config lists layers only; its chain is written
+    in the same format.
+
+    Returns:
+        `(input_layer_names, nodes, output_histories)`: `nodes` lists
+        `(layer_name, args, kwargs)`, and `keras_tensor_history` reads the
+        tensors in `args` and `kwargs`; `output_histories` lists
+        `(layer_name, node_index, tensor_index)`.
+    """
+    if isinstance(model, keras.Sequential):
+        input_name = model.inputs[0].name
+        nodes, previous = [], (input_name, 0, 0)
+        for layer in model.layers:
+            nodes.append((layer.name, [_keras_tensor(previous)], {}))
+            previous = (layer.name, 0, 0)
+        return [input_name], nodes, [previous]
+    config = model.get_config()
+    nodes = []
+    for entry in config["layers"]:
+        for node in entry["inbound_nodes"]:
+            nodes.append((entry["name"], node["args"], node["kwargs"]))
+    return (
+        [history[0] for history in _histories(config["input_layers"])],
+        nodes,
+        _histories(config["output_layers"]),
+    )
+
+
+def keras_tensor_history(value) -> tuple | None:
+    """`(layer_name, node_index, tensor_index)` if `value` is a tensor.
+
+    `value` is one of the `args` or `kwargs` that `functional_graph`
+    returns; `None` when it stands for no tensor.
+    """
+    if isinstance(value, dict) and value.get("class_name") == (
+        "__keras_tensor__"
+    ):
+        name, node, index = value["config"]["keras_history"]
+        return name, node, index
+    return None
+
+
+def _keras_tensor(history):
+    return {
+        "class_name": "__keras_tensor__",
+        "config": {"keras_history": list(history)},
+    }
+
+
+def _histories(layers):
+    # A single [name, node, index] or a list of them.
+    if layers and isinstance(layers[0], str):
+        return [tuple(layers)]
+    return [tuple(history) for history in layers]

@@ -13,7 +13,7 @@ TFLite's schema module is private to TensorFlow; it is reached only through
 
 import dataclasses
 
-from keras_lstm.export import _compat
+from keras_lstm.export import _compat, contract
 
 
 @dataclasses.dataclass(frozen=True)
@@ -289,8 +289,6 @@ def metadata(content: bytes) -> dict[str, bytes]:
 
 def padding(content: bytes):
     """The `contract.Padding` a file from a masked model records, or None."""
-    from keras_lstm.export import contract
-
     data = metadata(content).get(contract.PADDING_METADATA)
     return None if data is None else contract.Padding.decode(data)
 

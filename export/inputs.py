@@ -20,7 +20,7 @@ import enum
 
 import numpy as np
 
-from keras_lstm.export import lowering, masking
+from keras_lstm.export import masking, models
 from keras_lstm.export.contract import Padding
 
 GENERATED_SEQUENCES = 16
@@ -88,7 +88,7 @@ def _token_embedding(model):
     source = model.inputs[0]
     readers = [
         layer
-        for layer in lowering.iter_layers(model)
+        for layer in models.iter_layers(model)
         if not isinstance(layer, keras.layers.InputLayer)
         and _reads(layer, source)
     ]
@@ -139,7 +139,7 @@ def describe(model) -> ModelInput:
             "Received an invalid value for argument `model`: expected a "
             f"keras.Model, got {type(model).__name__}."
         )
-    lowering.require_graph_model(model)
+    models.require_graph_model(model)
     try:
         inputs, outputs = model.inputs, model.outputs
     except (AttributeError, ValueError) as error:

@@ -27,7 +27,6 @@ layers and a fixed input shape; `ExternalStateStep` lowers one frame with
 the state as explicit tensors, through the shared `lstm_step`.
 """
 
-import contextlib
 import uuid
 
 import keras
@@ -35,8 +34,7 @@ import tensorflow as tf
 
 import keras_lstm
 from keras_lstm import recurrence, tf_sequence
-from keras_lstm.export import masking, substitutes
-from keras_lstm.layers import lowering
+from keras_lstm.export import masking, models, substitutes
 
 _TANH = (keras.activations.tanh, tf.tanh, tf.math.tanh, tf.nn.tanh)
 _SIGMOID = (keras.activations.sigmoid, tf.sigmoid, tf.math.sigmoid)
@@ -290,16 +288,6 @@ def without_mask(sequence_fn):
     return call
 
 
-@contextlib.contextmanager
-def fused_lowering():
-    """Context manager: every `keras_lstm.LSTM` calls the fused function.
-
-    Shorthand for `keras_lstm.layers.lowering(fused_sequence)`.
-    """
-    with lowering(fused_sequence):
-        yield
-
-
 class ExternalStateStep:
     """`sequence_fn` for one frame with the LSTM state as explicit tensors.
 
@@ -417,36 +405,6 @@ class StateLowering:
 # Rebuilding a model with keras_lstm.LSTM layers and a fixed input shape.
 
 
-def _is_lstm_cell(cell):
-    return isinstance(cell, (keras_lstm.LSTMCell, keras.layers.LSTMCell))
-
-
-def is_lstm_layer(layer) -> bool:
-    """Whether `layer` is an LSTM that `export_model` lowers.
-
-    `keras_lstm.LSTM`, `keras.layers.LSTM` and `keras.layers.RNN` around a
-    `keras_lstm.LSTMCell` or `keras.layers.LSTMCell`.
-    """
-    return isinstance(layer, keras.layers.RNN) and _is_lstm_cell(layer.cell)
-
-
-def _sublayers(layer):
-    if isinstance(layer, keras.layers.Bidirectional):
-        return [layer.forward_layer, layer.backward_layer]
-    if isinstance(layer, keras.Model):
-        return list(layer.layers)
-    if isinstance(layer, keras.layers.Wrapper):
-        return [layer.layer]
-    return []
-
-
-def iter_layers(model):
-    """All layers of `model`, depth first, through nested models/wrappers."""
-    for layer in _sublayers(model):
-        yield layer
-        yield from iter_layers(layer)
-
-
 def check_model(
     model: keras.Model, *, streaming: bool = False, explicit_state: bool = False
 ) -> list:
@@ -465,8 +423,8 @@ def check_model(
         ValueError: explaining what to change.
     """
     found = []
-    for layer in iter_layers(model):
-        if is_lstm_layer(layer):
+    for layer in models.iter_layers(model):
+        if models.is_lstm_layer(layer):
             check_lstm_layer(
                 layer, streaming=streaming, explicit_state=explicit_state
             )
@@ -546,7 +504,7 @@ def export_model(
     Raises:
         ValueError: if the model is subclassed or a layer cannot be cloned.
     """
-    require_graph_model(model)
+    models.require_graph_model(model)
     # (features,) for float sequences, () for token ids (int32 in the file
     # whatever the Keras input's dtype: the Embedding casts to int32).
     step_shape = tuple(model.inputs[0].shape[2:])
@@ -598,72 +556,14 @@ def export_model(
         # Preprocessing layers (Normalization, ...) compute the tensors
         # they use from their variables in `finalize_state`, which Keras
         # calls after `adapt` and after loading, not after `set_weights`.
-        for layer in [new, *iter_layers(new)]:
+        for layer in [new, *models.iter_layers(new)]:
             if callable(getattr(layer, "finalize_state", None)):
                 layer.finalize_state()
     return copy
 
 
-def stateful_layers(model: keras.Model) -> list:
-    """The recurrent layers of `model` with `stateful=True`."""
-    return [
-        layer
-        for layer in iter_layers(model)
-        if getattr(layer, "stateful", False) is True
-    ]
-
-
-def stateless_model(model: keras.Model) -> keras.Model:
-    """A copy of a stateful `model` with `stateful=False` layers.
-
-    Same layer classes and weights, and an input of any batch size and
-    length `(None, None, features)`. Run on a whole sequence it gives what
-    the stateful model gives, after `reset_states()`, fed the sequence in
-    chunks: a stateful layer carries its state from chunk to chunk as the
-    stateless one does from step to step. `model` and its states are not
-    touched.
-
-    Args:
-        model: A Sequential or Functional model with one input
-            `(batch, time, features)`.
-
-    Returns:
-        A `keras.Model`.
-
-    Raises:
-        ValueError: if a layer cannot be cloned from its config.
-    """
-    require_graph_model(model)
-    pairs = []
-
-    def clone(layer):
-        config = layer.get_config()
-        if getattr(layer, "stateful", False) is True:
-            config["stateful"] = False
-        try:
-            new = layer.__class__.from_config(config)
-        except Exception as error:  # Layers raise anything from from_config.
-            raise ValueError(
-                f"Could not clone layer {layer.name!r} "
-                f"({type(layer).__name__}) from its config for export: "
-                f"{error}. Give it a complete get_config()."
-            ) from error
-        pairs.append((layer, new))
-        return new
-
-    inputs = keras.Input(
-        shape=(None, *model.inputs[0].shape[2:]), dtype=model.inputs[0].dtype
-    )
-    copy = keras.models.clone_model(
-        model, input_tensors=inputs, clone_function=clone, recursive=True
-    )
-    for old, new in pairs:
-        new.set_weights(old.get_weights())
-    return copy
-
-
 def _lstm_or_clone(layer):
-    if is_lstm_layer(layer):
+    if models.is_lstm_layer(layer):
         return _lstm_from(layer)
     if isinstance(layer, keras.layers.Embedding):
         return TokenLookup.from_embedding(layer)
@@ -738,26 +638,3 @@ class TokenLookup(keras.layers.Layer):
             "input_dim": self.input_dim,
             "output_dim": self.output_dim,
         }
-
-
-def require_graph_model(model) -> None:
-    """Raises unless `model` is a Sequential or Functional model."""
-    if not is_graph_model(model):
-        raise ValueError(
-            f"Model {model.name!r} is a subclassed {type(model).__name__}; "
-            "export rebuilds models layer by layer and needs the Functional "
-            "or Sequential API. Wrap it: inputs = keras.Input(shape); "
-            "keras.Model(inputs, model(inputs)), with its LSTMs being "
-            "keras_lstm.LSTM layers."
-        )
-
-
-def is_graph_model(model) -> bool:
-    """Whether `model` is a Sequential or Functional model (not subclassed).
-
-    `Functional` is not public in Keras 3; a functional model is a
-    `keras.Model` whose class derives from it.
-    """
-    return isinstance(model, keras.Sequential) or any(
-        klass.__name__ == "Functional" for klass in type(model).__mro__
-    )

@@ -43,14 +43,13 @@ import inspect
 import keras
 import numpy as np
 
+from keras_lstm.export import models
 from keras_lstm.export.contract import Padding
 
 
 def _mask_layers(model):
-    from keras_lstm.export import lowering
-
     return [
-        layer for layer in lowering.iter_layers(model) if is_mask_layer(layer)
+        layer for layer in models.iter_layers(model) if is_mask_layer(layer)
     ]
 
 
@@ -71,8 +70,6 @@ def _backwards_sequences(model):
 
 def _mask_readers(model):
     """Layers other than LSTMs whose call reads a mask on a time axis."""
-    from keras_lstm.export import lowering
-
     passes = (
         keras.layers.RNN,
         keras.layers.Bidirectional,
@@ -83,7 +80,7 @@ def _mask_readers(model):
     )
     return [
         layer
-        for layer in lowering.iter_layers(model)
+        for layer in models.iter_layers(model)
         if not isinstance(layer, passes)
         and "mask" in inspect.signature(layer.call).parameters
         and len(getattr(keras.tree.flatten(layer.input)[0], "shape", ()))

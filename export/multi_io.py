@@ -27,7 +27,7 @@ import numbers
 
 import numpy as np
 
-from keras_lstm.export import arguments, lowering
+from keras_lstm.export import arguments, models
 
 
 def applies(model) -> bool:
@@ -36,7 +36,7 @@ def applies(model) -> bool:
     True for a graph model with several inputs or outputs, or with an LSTM
     that returns its state (`return_state=True`).
     """
-    if not lowering.is_graph_model(model):
+    if not models.is_graph_model(model):
         return False
     try:
         inputs, outputs = model.inputs, model.outputs
@@ -45,16 +45,16 @@ def applies(model) -> bool:
     if len(inputs) != 1 or len(outputs) != 1:
         return True
     return any(
-        lowering.is_lstm_layer(layer) and layer.return_state
-        for layer in lowering.iter_layers(model)
+        models.is_lstm_layer(layer) and layer.return_state
+        for layer in models.iter_layers(model)
     )
 
 
 def refuse_integer(model, quantization) -> None:
     """Raises: `model`'s integer export is not supported, saying why."""
     carries_state = any(len(t.shape) == 2 for t in model.inputs) or any(
-        lowering.is_lstm_layer(layer) and layer.return_state
-        for layer in lowering.iter_layers(model)
+        models.is_lstm_layer(layer) and layer.return_state
+        for layer in models.iter_layers(model)
     )
     if not carries_state:
         raise ValueError(

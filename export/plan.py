@@ -29,6 +29,7 @@ from keras_lstm.export import (
     contract,
     inputs,
     lowering,
+    models,
     multi_io,
     qat,
 )
@@ -326,16 +327,18 @@ def _stateful_as_streaming(model, streaming):
 
     A `stateful=True` layer carries its state from one call to the next,
     as the streaming file's variable tensors do from frame to frame. The
-    export lowers a stateless copy (same weights; `lowering.stateless_model`)
+    export lowers a stateless copy (same weights; `models.stateless_model`)
     and checks the file against it on whole sequences, which is what the
     stateful model gives on them, fed in chunks after `reset_states()`.
     Without `streaming=True` the file would start each call from a zero
     state, which is not what the stateful model does: streaming is
     implied, with a warning.
     """
-    if not isinstance(model, keras.Model) or not lowering.is_graph_model(model):
+    if not isinstance(model, keras.Model) or not models.is_graph_model(
+        model
+    ):
         return model, streaming  # inputs.describe says what is wrong.
-    stateful = lowering.stateful_layers(model)
+    stateful = models.stateful_layers(model)
     if not stateful:
         return model, streaming
     if not streaming:
@@ -348,4 +351,4 @@ def _stateful_as_streaming(model, streaming):
             "reset_states(). Pass streaming=True to silence this warning.",
             stacklevel=5,
         )
-    return lowering.stateless_model(model), True
+    return models.stateless_model(model), True

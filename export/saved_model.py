@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_lstm.export import files, lowering
+from keras_lstm.export import files, lowering, models
 
 SIGNATURE_KEY = "serving_default"
 
@@ -136,7 +136,7 @@ def _check_model(model):
             "is unknown. Build it with keras.Input (Functional or Sequential "
             "API) before exporting."
         )
-    for layer in _walk_layers(model):
+    for layer in models.iter_layers(model):
         if getattr(layer, "stateful", False):
             raise ValueError(
                 f"Layer {layer.name} of `model` is stateful, so its state has "
@@ -144,13 +144,6 @@ def _check_model(model):
                 "batch axis. Rebuild the model with stateful=False, copy the "
                 "weights (set_weights) and export that."
             )
-
-
-def _walk_layers(model):
-    for layer in model.layers:
-        yield layer
-        if isinstance(layer, keras.Model):
-            yield from _walk_layers(layer)
 
 
 def _check_path(path, overwrite):

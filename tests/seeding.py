@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from keras_lstm.export import lowering
+from keras_lstm.export import models
 
 
 def seeded(model, rng):
@@ -12,7 +12,7 @@ def seeded(model, rng):
     Matrices get std 1/sqrt(fan_in), vectors std 0.5. Other layers (an
     adapted Normalization) keep theirs. Returns `model`.
     """
-    for layer in lowering.iter_layers(model):
+    for layer in models.iter_layers(model):
         if isinstance(layer, (keras.layers.RNN, keras.layers.Dense)):
             layer.set_weights(
                 [

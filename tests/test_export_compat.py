@@ -64,3 +64,81 @@ def test_calibration_resets_zero_the_state_between_samples():
         instance._feed_tensors(samples, resize_input=False)
     # The calibrator prepares once by itself; each reset prepares again.
     assert fed == ["prepare", "prepare", "feed"] + ["prepare", "feed"] * 2
+
+
+def test_is_functional_follows_kerass_functional_class():
+    from keras.src.models.functional import Functional
+
+    inputs = keras.Input((5, 3))
+    functional = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    assert type(functional) is Functional
+    assert _compat.is_functional(functional)
+
+    class Subclassed(keras.Model):
+        def call(self, x):
+            return x
+
+    sequential = keras.Sequential([keras.Input((5, 3)), keras.layers.Dense(2)])
+    assert not _compat.is_functional(Subclassed())
+    assert not _compat.is_functional(sequential)
+
+
+def _shared_dense_model():
+    # Two inputs, a layer called twice, and a kwargs tensor: every shape of
+    # reference that the format holds.
+    a, b = keras.Input((4,), name="a"), keras.Input((4,), name="b")
+    dense = keras.layers.Dense(4, name="dense")
+    added = keras.layers.Add(name="add")([dense(a), dense(b)])
+    outputs = keras.layers.MultiHeadAttention(1, 2, name="attention")(
+        added[:, None, :], value=added[:, None, :]
+    )
+    return keras.Model([a, b], [outputs, added])
+
+
+def test_functional_graph_reads_kerass_config_format():
+    model = _shared_dense_model()
+    input_names, nodes, outputs = _compat.functional_graph(model)
+    assert input_names == ["a", "b"]
+    calls = [name for name, _, _ in nodes]
+    assert calls.count("dense") == 2, calls
+    histories = [
+        _compat.keras_tensor_history(arg)
+        for name, args, _ in nodes
+        if name == "dense"
+        for arg in args
+    ]
+    assert histories == [("a", 0, 0), ("b", 0, 0)]
+    (attention,) = [kw for name, _, kw in nodes if name == "attention"]
+    assert _compat.keras_tensor_history(attention["value"]) is not None
+    assert [name for name, _, _ in outputs] == ["attention", "add"]
+    assert _compat.keras_tensor_history({"class_name": "Dense"}) is None
+    assert _compat.keras_tensor_history(3) is None
+
+
+def test_functional_graph_writes_a_sequential_chain_in_that_format():
+    model = keras.Sequential(
+        [
+            keras.Input((5, 3), name="x"),
+            keras.layers.Dense(4, name="d1"),
+            keras.layers.Dense(2, name="d2"),
+        ]
+    )
+    input_names, nodes, outputs = _compat.functional_graph(model)
+    assert input_names == ["x"]
+    assert [
+        (name, _compat.keras_tensor_history(args[0])) for name, args, _ in nodes
+    ] == [("d1", ("x", 0, 0)), ("d2", ("d1", 0, 0))]
+    assert outputs == [("d2", 0, 0)]
+
+
+def test_tf_keras_normalization_broadcast_shape():
+    from keras_lstm.export.qat import translate
+
+    tf_keras = translate._layers().tf_keras  # keeps Keras 3 in charge
+    layer = tf_keras.layers.Normalization(axis=-1)
+    layer.adapt(np.arange(24, dtype="float32").reshape(2, 4, 3))
+    assert list(_compat.tf_keras_normalization_broadcast_shape(layer)) == [
+        1,
+        1,
+        3,
+    ]

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from seeding import seeded
 
 import keras_lstm
-from keras_lstm.export import lowering
+from keras_lstm.export import lowering, models
 from keras_lstm.layers import lowering as lowering_scope
 
 ATOL = 1e-6
@@ -120,8 +120,8 @@ def _model(kind):
 def _lstms(model):
     return [
         layer
-        for layer in lowering.iter_layers(model)
-        if lowering.is_lstm_layer(layer)
+        for layer in models.iter_layers(model)
+        if models.is_lstm_layer(layer)
     ]
 
 

@@ -32,7 +32,8 @@ from keras_lstm.export import (
     to_tflite,
     vela_summary,
 )
-from keras_lstm.export.runners import tflite_micro
+from keras_lstm.export.runners import Backend, tflite_micro
+from keras_lstm.export.runners.layout import LayoutKind, layout_of
 
 T, F = 8, 3
 
@@ -73,7 +74,10 @@ def test_runner_describes_the_file(int8_file):
     runner = load_tflite(path)
     assert runner.ops == report.ops
     assert runner.ops.count("UNIDIRECTIONAL_SEQUENCE_LSTM") == 2
-    assert runner.backend == "litert"
+    assert runner.backend is Backend.LITERT
+    assert layout_of(pathlib.Path(path).read_bytes()).kind is (
+        LayoutKind.SEQUENCES
+    )
     assert (runner.batch_size, runner.timesteps) == (1, T)
     assert not runner.streaming and not runner.external_state
     (info,) = runner.inputs
@@ -113,7 +117,7 @@ def test_runner_refuses_misuse(int8_file, tmp_path):
         runner.step(np.zeros((1, F), "float32"))
     with pytest.raises(FileNotFoundError):
         load_tflite(tmp_path / "missing.tflite")
-    with pytest.raises(ValueError, match="backend"):
+    with pytest.raises(ValueError, match="`backend`: 'gpu'. Expected one of"):
         load_tflite(path, backend="gpu")
     # A TFLite file that to_tflite did not write (no signature).
     import tflite_micro
@@ -182,7 +186,7 @@ def test_int16x8_runs_on_tflite_micro(int16x8_file, model_and_data, rng):
     expected = np.asarray(model(x))
     error = np.abs(micro.outputs - expected).max()
     assert error <= lossy_bound(report, expected), f"max abs error {error}"
-    assert load_tflite(path).backend == "tflite_micro"
+    assert load_tflite(path).backend is Backend.TFLITE_MICRO
 
 
 @pytest.mark.parametrize("file", ["int8_file", "int16x8_file"])
@@ -415,8 +419,11 @@ def test_external_state_file_whose_output_is_its_hidden_state(rng, tmp_path):
     assert {t.name for t in report.outputs} == {"output", "h_0_out", "c_0_out"}
     x = rng.standard_normal((1, 7, 3)).astype("float32")
     expected = np.asarray(model(x))
-    for backend in ("litert", "tflite_micro"):
+    assert layout_of(path.read_bytes()).kind is LayoutKind.EXTERNAL_STATE
+    # The backend by its enum member or by its string value.
+    for backend in (Backend.LITERT, "tflite_micro"):
         runner = load_tflite(path, backend=backend)
+        assert runner.backend is Backend.parse(backend)
         outputs = [runner.step(x[:, t]) for t in range(7)]
         error = np.abs(outputs[-1] - expected).max()
         assert error <= 1e-5, f"{backend}: max abs error {error}"

@@ -296,6 +296,14 @@ def _stateful_model():
     return keras.Model(inputs, keras_lstm.LSTM(UNITS, stateful=True)(inputs))
 
 
+def _stateful_inside_a_wrapper():
+    # TimeDistributed has no `stateful` of its own: only a walk through
+    # wrappers (models.iter_layers) finds the LSTM inside.
+    inputs = keras.Input((3, 4, FEATURES), batch_size=2)
+    lstm = keras_lstm.LSTM(UNITS, stateful=True, name="inner_lstm")
+    return keras.Model(inputs, keras.layers.TimeDistributed(lstm)(inputs))
+
+
 @pytest.mark.parametrize(
     "make_model, path, error, match",
     [
@@ -308,6 +316,12 @@ def _stateful_model():
         ),
         (_stateful_model, "ok", ValueError, "stateful=False"),
         (
+            _stateful_inside_a_wrapper,
+            "ok",
+            ValueError,
+            "Layer inner_lstm of `model` is stateful",
+        ),
+        (
             lambda: _model(keras_lstm.LSTM),
             "missing/model",
             FileNotFoundError,
@@ -315,7 +329,14 @@ def _stateful_model():
         ),
         (lambda: _model(keras_lstm.LSTM), None, TypeError, "`path` must be"),
     ],
-    ids=["not-a-model", "unbuilt", "stateful", "no-parent", "path-type"],
+    ids=[
+        "not-a-model",
+        "unbuilt",
+        "stateful",
+        "stateful-in-wrapper",
+        "no-parent",
+        "path-type",
+    ],
 )
 def test_invalid_arguments_fail_before_any_work(
     tmp_path, make_model, path, error, match

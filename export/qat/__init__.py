@@ -61,6 +61,9 @@ call that needs them, and restores the variable and pins `tf.keras` to
 Keras 3 first.
 """
 
+import importlib
+
+from keras_lstm.export.qat import translate
 from keras_lstm.export.qat.translate import (
     is_qat_model,
     quantize_model,
@@ -87,10 +90,6 @@ _LAZY = {
 
 def __getattr__(name):
     if name in _LAZY:
-        import importlib
-
-        from keras_lstm.export.qat import translate
-
         translate._layers()  # Keeps Keras 3 in charge before tf_keras loads.
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -558,8 +558,9 @@ class TwinNormalization(tf_keras.layers.Normalization):
         if self.input_mean is not None or self.invert:
             return super().call(inputs)
         inputs = tf.cast(inputs, self.compute_dtype)
-        mean = tf.reshape(self.adapt_mean, self._broadcast_shape)
-        variance = tf.reshape(self.adapt_variance, self._broadcast_shape)
+        shape = _compat.tf_keras_normalization_broadcast_shape(self)
+        mean = tf.reshape(self.adapt_mean, shape)
+        variance = tf.reshape(self.adapt_variance, shape)
         return (inputs - tf.cast(mean, self.compute_dtype)) / tf.maximum(
             tf.sqrt(tf.cast(variance, self.compute_dtype)),
             tf_keras.backend.epsilon(),

@@ -26,6 +26,8 @@ from collections.abc import Callable
 import numpy as np
 
 from keras_lstm.export.qat import translate
+from keras_lstm.export.runners import load_tflite
+from keras_lstm.export.tflite import to_tflite
 
 tf_keras = translate._layers().tf_keras
 
@@ -149,8 +151,6 @@ class KeepBestInt8Epoch(tf_keras.callbacks.Callback):
         self.best_epoch: int | None = None
 
     def _score_file(self):
-        from keras_lstm.export import load_tflite, to_tflite
-
         path = str(pathlib.Path(self._directory.name) / "epoch.tflite")
         to_tflite(
             self.model,

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import keras
 
-from keras_lstm.export import lowering, masking
+from keras_lstm.export import _compat, lowering, masking, models
 
 if TYPE_CHECKING:  # Never at run time: importing tf_keras is QAT's job.
     import tf_keras
@@ -206,11 +206,11 @@ def _tf_keras_layer(layer, qat_layers):
         _Unsupported: with the reason.
     """
     tf_keras = qat_layers.tf_keras
-    if lowering.is_lstm_layer(layer):
+    if models.is_lstm_layer(layer):
         return _twin_rnn(layer, qat_layers)
     if isinstance(layer, keras.layers.Bidirectional):
         directions = (layer.forward_layer, layer.backward_layer)
-        if not all(lowering.is_lstm_layer(d) for d in directions):
+        if not all(models.is_lstm_layer(d) for d in directions):
             raise _Unsupported("Bidirectional around a non-LSTM layer")
         forward, backward = (_twin_rnn(d, qat_layers) for d in directions)
         return tf_keras.layers.Bidirectional(
@@ -247,50 +247,13 @@ def _tf_keras_layer(layer, qat_layers):
 # Rebuilding the graph in tf_keras.
 
 
-def _graph(model):
-    """`(input_layer_names, nodes, output_refs)` of a Keras 3 graph model.
-
-    `nodes` lists `(layer_name, args, kwargs)` in call order, with
-    `("__keras_tensor__", (name, node, index))` standing for tensors.
-    """
-    if isinstance(model, keras.Sequential):
-        input_name = model.inputs[0].name
-        nodes, previous = [], (input_name, 0, 0)
-        for layer in model.layers:
-            nodes.append((layer.name, [_ref(previous)], {}))
-            previous = (layer.name, 0, 0)
-        return [input_name], nodes, [previous]
-    config = model.get_config()
-    nodes = []
-    for entry in config["layers"]:
-        for node in entry["inbound_nodes"]:
-            nodes.append((entry["name"], node["args"], node["kwargs"]))
-    return (
-        [ref[0] for ref in _refs(config["input_layers"])],
-        nodes,
-        _refs(config["output_layers"]),
-    )
-
-
-def _ref(history):
-    return {
-        "class_name": "__keras_tensor__",
-        "config": {"keras_history": list(history)},
-    }
-
-
-def _refs(layers):
-    # A single [name, node, index] or a list of them.
-    if layers and isinstance(layers[0], str):
-        return [tuple(layers)]
-    return [tuple(ref) for ref in layers]
-
-
 def _resolve(value, tensors):
+    # `tensors[(layer_name, node_index)]` lists the outputs of that call.
+    history = _compat.keras_tensor_history(value)
+    if history is not None:
+        name, node, index = history
+        return tensors[(name, node)][index]
     if isinstance(value, dict):
-        if value.get("class_name") == "__keras_tensor__":
-            name, node, index = value["config"]["keras_history"]
-            return tensors[(name, node)][index]
         return {k: _resolve(v, tensors) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return type(value)(_resolve(v, tensors) for v in value)
@@ -313,7 +276,7 @@ def _check_model(model):
             "Received an invalid value for argument `model`: expected a "
             f"trained Keras 3 keras.Model, got {type(model).__name__}."
         )
-    lowering.require_graph_model(model)
+    models.require_graph_model(model)
     try:
         inputs = model.inputs
     except (AttributeError, ValueError) as error:
@@ -330,7 +293,7 @@ def _check_model(model):
         )
     # What the fused int8 export would refuse, refused before fine-tuning.
     lowering.check_model(model)
-    for layer in lowering.iter_layers(model):
+    for layer in models.iter_layers(model):
         if masking.is_mask_layer(layer):
             # to_tflite exports masked models (callers drop the padding),
             # but the tf_keras twin is not built to carry masks.
@@ -444,7 +407,7 @@ def _annotated_twin(model, qat_layers, quantize_configs=None):
     registry = qat_layers.QuantizeRegistry()
     quantize_configs = quantize_configs or {}
 
-    input_names, nodes, output_refs = _graph(model)
+    input_names, nodes, output_refs = _compat.functional_graph(model)
     converted, problems = {}, []
     for name in dict.fromkeys(name for name, _, _ in nodes):
         layer = model.get_layer(name)

@@ -32,9 +32,10 @@ import tempfile
 import numpy as np
 
 from keras_lstm.export import flatbuffer, masking
-from keras_lstm.export.runners.litert import (
+from keras_lstm.export.runners.layout import (
+    LayoutKind,
+    as_sequences,
     assemble,
-    check_sequences,
     chunks,
     layout_of,
 )
@@ -107,13 +108,13 @@ def _tflm_layout(path):
     with open(path, "rb") as f:
         content = f.read()
     layout = layout_of(content)
-    if layout.kind == "named":
+    if layout.kind is LayoutKind.NAMED:
         raise ValueError(
             f"{path} has several named inputs or outputs; run it with "
             "load_tflite(path, backend='tflite_micro').predict([...]) or "
             ".run({...}), which feed them by name."
         )
-    if layout.kind == "external_state":
+    if layout.kind is LayoutKind.EXTERNAL_STATE:
         raise ValueError(
             f"{path} keeps its LSTM state as explicit inputs and outputs, "
             "for runtimes without variable tensors; TFLite Micro has them. "
@@ -128,7 +129,7 @@ def _tflm_plan(layout, x):
     info = layout.inputs[layout.data_input]
     plan = []
     for chunk, _ in chunks(x, layout.batch_size):
-        if layout.kind == "sequences":
+        if layout.kind is LayoutKind.SEQUENCES:
             plan.append((True, info.quantize(chunk)))
         else:
             for t in range(x.shape[1]):
@@ -176,7 +177,7 @@ def _tflm_outputs(layout, x, raw):
     """Assembles raw per-invocation outputs like `TFLiteRunner.predict`."""
     info = layout.outputs[layout.data_output]
     results, i = [], 0
-    steps = 1 if layout.kind == "sequences" else x.shape[1]
+    steps = 1 if layout.kind is LayoutKind.SEQUENCES else x.shape[1]
     for _, count in chunks(x, layout.batch_size):
         chunk = raw[i : i + steps]
         i += steps
@@ -228,7 +229,7 @@ def run_tflite_micro(
             f"{arena_size!r}. Expected a positive number of bytes, or None."
         )
     layout = _tflm_layout(path)
-    x = check_sequences(x, layout)
+    x = as_sequences(x, layout)
     if layout.padding is not None:
         plan, assemble_outputs = _padded_plan(layout, x, path)
     else:
@@ -253,7 +254,7 @@ def _padded_plan(layout, x, path):
     TFLite Micro cannot resize a whole-sequence file's time dimension, so
     masked inputs need a streaming file (`keras_lstm.export.masking`).
     """
-    if layout.kind != "streaming":
+    if layout.kind is not LayoutKind.STREAMING:
         raise ValueError(
             f"{path} takes whole sequences of {layout.timesteps} steps and "
             f"its model was masked ({layout.padding.describe()}). TFLite "
@@ -363,8 +364,6 @@ class MicroBackend:
     `_DEFAULT_ARENA` or ten times the file, like `run_tflite_micro`'s. Files
     with blockers are refused before the interpreter is built.
     """
-
-    name = "tflite_micro"
 
     def __init__(self, content, layout, num_threads, path):
         refuse_blocked(content, path)
