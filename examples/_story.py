@@ -29,7 +29,9 @@ def parser(doc, quick_help, out_default="artifacts"):
     )
     result.add_argument("--quick", action="store_true", help=quick_help)
     result.add_argument(
-        "--out", default=out_default, help="output directory (%(default)s)"
+        "--out",
+        default=out_default,
+        help="output directory (default: %(default)s)",
     )
     return result
 

@@ -20,10 +20,10 @@ Usage:
     python examples/streaming.py --quick
 """
 
-import argparse
 import pathlib
 import sys
 
+import _story
 import keras
 import numpy as np
 
@@ -53,13 +53,7 @@ def stream(runner, sequence):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny training")
-    parser.add_argument(
-        "--out",
-        default="artifacts/streaming",
-        help="output directory (default: %(default)s)",
-    )
+    parser = _story.parser(__doc__, "tiny training", "artifacts/streaming")
     args = parser.parse_args(argv)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
