@@ -80,6 +80,7 @@ def test_the_pages_hold_the_snippets():
     assert ROOT / "README.md" in PYTHON_PAGES
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", PYTHON_PAGES, ids=_name)
 def test_python_blocks_run(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
