@@ -30,13 +30,13 @@ results.json, and the trained weights that examples/vanishing_gradient.py
 reuses.
 """
 
-import argparse
 import dataclasses
 import json
 import pathlib
 import sys
 import time
 
+import _story
 import keras
 import numpy as np
 import tqdm
@@ -197,11 +197,7 @@ def train(kind, timesteps, budget, seed=0):
 
 
 def plot(runs, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _story.pyplot()
     lengths = sorted({run.timesteps for run in runs})
     fig, axes = plt.subplots(
         1, len(lengths), figsize=(5.5 * len(lengths), 4), squeeze=False
@@ -225,17 +221,8 @@ def plot(runs, path):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="tiny budget, for tests"
-    )
-    parser.add_argument(
-        "--out",
-        default="artifacts/adding_problem",
-        help="output directory (default: %(default)s)",
+    parser = _story.parser(
+        __doc__, "tiny budget, for tests", "artifacts/adding_problem"
     )
     parser.add_argument(
         "--timesteps",

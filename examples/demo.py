@@ -36,7 +36,6 @@ Usage:
     python examples/demo.py --quick     # minutes, for tests
 """
 
-import argparse
 import dataclasses
 import json
 import pathlib
@@ -46,8 +45,9 @@ import time
 import traceback
 
 import keras
-import numpy as np
 import tqdm
+from _story import accuracy, fmt, load_aeon, markdown_table, pyplot
+from _story import parser as story_parser
 
 import keras_lstm
 from keras_lstm import export
@@ -80,62 +80,6 @@ SPECS = (
     Spec("JapaneseVowels", 29, 32, 60, 16, 3e-3),
     Spec("BasicMotions", 100, 32, 150, 8, 1e-2),
 )
-
-
-@dataclasses.dataclass
-class Data:
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    classes: list
-    train_lengths: np.ndarray
-    test_lengths: np.ndarray
-
-
-# ---------------------------------------------------------------------------
-# Data.
-
-
-def _as_sequences(x):
-    """aeon gives (N, C, L) arrays or lists of (C, L_i): (L_i, C) each."""
-    return [np.asarray(s, "float32").T for s in x]
-
-
-def _pad_left(sequences, timesteps):
-    batch = np.zeros((len(sequences), timesteps, sequences[0].shape[1]))
-    for row, s in enumerate(sequences):
-        if len(s) > timesteps:
-            raise ValueError(
-                f"A sequence has {len(s)} frames, more than {timesteps}."
-            )
-        batch[row, timesteps - len(s) :] = s
-    return batch.astype("float32")
-
-
-def load_data(spec):
-    """Normalized, left-padded train and test splits of `spec.name`."""
-    from aeon.datasets import load_classification
-
-    x_train, y_train = load_classification(spec.name, split="train")
-    x_test, y_test = load_classification(spec.name, split="test")
-    train, test = _as_sequences(x_train), _as_sequences(x_test)
-    # Statistics of real training frames only; padding comes after.
-    frames = np.concatenate(train, axis=0)
-    mean, std = frames.mean(axis=0), frames.std(axis=0) + 1e-8
-    train = [(s - mean) / std for s in train]
-    test = [(s - mean) / std for s in test]
-    classes = sorted(set(y_train))
-    index = {c: i for i, c in enumerate(classes)}
-    return Data(
-        x_train=_pad_left(train, spec.timesteps),
-        y_train=np.array([index[c] for c in y_train]),
-        x_test=_pad_left(test, spec.timesteps),
-        y_test=np.array([index[c] for c in y_test]),
-        classes=classes,
-        train_lengths=np.array([len(s) for s in train]),
-        test_lengths=np.array([len(s) for s in test]),
-    )
 
 
 # ---------------------------------------------------------------------------
@@ -204,10 +148,6 @@ def save_for_inference(model, path):
     clone = keras.models.clone_model(model)
     clone.set_weights(model.get_weights())
     clone.save(path)
-
-
-def accuracy(probabilities, labels):
-    return float(np.mean(np.argmax(probabilities, axis=-1) == labels))
 
 
 # ---------------------------------------------------------------------------
@@ -326,7 +266,7 @@ def run_dataset(spec, args, out, recorder):
     name = spec.name
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
-    data = load_data(spec)
+    data = load_aeon(spec.name, spec.timesteps)
     if args.quick:
         # Every class still appears in a stride of the test set.
         data.x_test = data.x_test[::8]
@@ -551,18 +491,9 @@ def int8_checks(results):
 # Plots and report.
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_gates(model, data, spec, path):
     """Heat maps of f, i, c̃, o over time for the first test sequence."""
-    plt = _pyplot()
+    plt = pyplot()
     layer = model.get_layer("lstm")
     gates = keras_lstm.gate_activations(layer, data.x_test[:1])
     start = spec.timesteps - int(data.test_lengths[0])
@@ -601,7 +532,7 @@ def plot_gates(model, data, spec, path):
 
 
 def plot_accuracy_size(results, path):
-    plt = _pyplot()
+    plt = pyplot()
     datasets = list(dict.fromkeys(r["dataset"] for r in results))
     fig, axes = plt.subplots(
         1, len(datasets), figsize=(6.5 * len(datasets), 4.5), squeeze=False
@@ -650,8 +581,17 @@ def plot_accuracy_size(results, path):
     plt.close(fig)
 
 
-def _fmt(value, spec, missing="–"):
-    return missing if value is None else format(value, spec)
+REPORT_COLUMNS = (
+    "variant",
+    "accuracy",
+    "Δ vs keras (points)",
+    "size",
+    "latency (ms)",
+    "epoch (s)",
+    "max abs err vs keras",
+    "TFLM arena (bytes)",
+    "Vela: CPU ops / NPU share, time",
+)
 
 
 def markdown_report(payload):
@@ -685,33 +625,35 @@ def markdown_report(payload):
             f"({4 * info['parameters'] / 1024:.1f} KiB as float32; the "
             ".keras file adds its config and HDF5 container).",
             "",
-            "| variant | accuracy | Δ vs keras (points) | size | "
-            "latency (ms) | epoch (s) | max abs err vs keras | "
-            "TFLM arena (bytes) | Vela: CPU ops / NPU share, time |",
-            "|---|---|---|---|---|---|---|---|---|",
         ]
         rows = [r for r in payload["results"] if r["dataset"] == name]
         reference = next(
             r["accuracy"] for r in rows if r["variant"] == "keras float32"
         )
+        cells = []
         for r in rows:
             vela_cell = "–"
             if r.get("vela_cpu_ops") is not None:
                 vela_cell = (
                     f"{r['vela_cpu_ops']} / "
-                    f"{_fmt(100 * r['vela_npu_share'], '.0f')}%, "
+                    f"{fmt(100 * r['vela_npu_share'], '.0f')}%, "
                     f"{r['vela_inference_ms']:.2f} ms est."
                 )
             size = r["size_bytes"]
-            lines.append(
-                f"| {r['variant']} | {100 * r['accuracy']:.1f}% | "
-                f"{100 * (r['accuracy'] - reference):+.1f} | "
-                f"{'–' if size is None else f'{size / 1024:.1f} KiB'} | "
-                f"{_fmt(r['latency_ms'], '.3f')} | "
-                f"{_fmt(r.get('epoch_seconds'), '.2f')} | "
-                f"{_fmt(r.get('max_abs_error_vs_keras'), '.1e')} | "
-                f"{_fmt(r.get('arena_bytes'), ',')} | {vela_cell} |"
+            cells.append(
+                [
+                    r["variant"],
+                    f"{100 * r['accuracy']:.1f}%",
+                    f"{100 * (r['accuracy'] - reference):+.1f}",
+                    "–" if size is None else f"{size / 1024:.1f} KiB",
+                    fmt(r["latency_ms"], ".3f"),
+                    fmt(r.get("epoch_seconds"), ".2f"),
+                    fmt(r.get("max_abs_error_vs_keras"), ".1e"),
+                    fmt(r.get("arena_bytes"), ","),
+                    vela_cell,
+                ]
             )
+        lines += markdown_table(REPORT_COLUMNS, cells)
         lines += [""] + [f"Note: {note}" for note in info["notes"]]
         lines += [
             "",
@@ -752,17 +694,8 @@ def markdown_report(payload):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="2 epochs and a test subset: a smoke run for tests",
-    )
-    parser.add_argument(
-        "--out", default="artifacts", help="output directory (%(default)s)"
+    parser = story_parser(
+        __doc__, "2 epochs and a test subset: a smoke run for tests"
     )
     parser.add_argument(
         "--datasets",

@@ -64,7 +64,6 @@ Usage:
     python examples/qat.py --validation   # on 20% of the training split
 """
 
-import argparse
 import dataclasses
 import pathlib
 import sys
@@ -74,6 +73,9 @@ from collections.abc import Callable
 
 import keras
 import numpy as np
+from _story import accuracy as fraction_correct
+from _story import fmt, load_aeon, markdown_table
+from _story import parser as story_parser
 
 import keras_lstm
 from keras_lstm.export import load_tflite, qat, run_tflite_micro, to_tflite
@@ -147,23 +149,8 @@ class Result:
 # Data.
 
 
-def _pad_left(sequences, timesteps):
-    batch = np.zeros((len(sequences), timesteps, sequences[0].shape[1]))
-    for row, s in enumerate(sequences):
-        batch[row, timesteps - len(s) :] = s
-    return batch.astype("float32")
-
-
 def japanese_vowels(quick):
-    from aeon.datasets import load_classification
-
-    x_train, y_train = load_classification("JapaneseVowels", split="train")
-    x_test, y_test = load_classification("JapaneseVowels", split="test")
-    train = [np.asarray(s, "float32").T for s in x_train]
-    test = [np.asarray(s, "float32").T for s in x_test]
-    frames = np.concatenate(train)
-    mean, std = frames.mean(0), frames.std(0) + 1e-8
-    classes = {c: i for i, c in enumerate(sorted(set(y_train)))}
+    data = load_aeon("JapaneseVowels", 29)
     recipe = (
         Recipe(32, 15, 16, 3e-3, 2, 3e-4)
         if quick
@@ -171,10 +158,10 @@ def japanese_vowels(quick):
     )
     return Task(
         "JapaneseVowels",
-        _pad_left([(s - mean) / std for s in train], 29),
-        np.array([classes[c] for c in y_train]),
-        _pad_left([(s - mean) / std for s in test], 29),
-        np.array([classes[c] for c in y_test]),
+        data.x_train,
+        data.y_train,
+        data.x_test,
+        data.y_test,
         recipe,
     )
 
@@ -481,7 +468,8 @@ def fine_tune_qat(task, model, held):
 
 
 def accuracy(probabilities, labels):
-    return 100.0 * float((np.argmax(probabilities, -1) == labels).mean())
+    """Accuracy in %, the unit of this example's tables."""
+    return 100.0 * fraction_correct(probabilities, labels)
 
 
 def evaluate(path, task):
@@ -601,9 +589,7 @@ def claims(results, tasks):
 
 def markdown(results, checks, quick, seconds, tasks, validation=False):
     def cell(value, metric="accuracy"):
-        if value is None:
-            return "–"
-        return f"{value:.4f}" if metric == "mse" else f"{value:.1f}"
+        return fmt(value, ".4f" if metric == "mse" else ".1f")
 
     lines = [
         "# Quantization-aware training",
@@ -614,17 +600,22 @@ def markdown(results, checks, quick, seconds, tasks, validation=False):
         "model on Keras, LiteRT and TFLite Micro. "
         "The Keras column of QAT int8 is the fake-quantized tf_keras model.",
         "",
-        "| task | model | Keras | LiteRT | TFLite Micro | file size |",
-        "|---|---|---|---|---|---|",
     ]
-    for task, result in results.items():
-        metric = tasks[task].metric
-        for variant, (keras_acc, litert, tflm, size) in result.rows.items():
-            lines.append(
-                f"| {task} | {variant} | {cell(keras_acc, metric)} "
-                f"| {cell(litert, metric)} | {cell(tflm, metric)} "
-                f"| {size / 1024:.1f} KiB |"
-            )
+    rows = [
+        [
+            task,
+            variant,
+            cell(keras_acc, tasks[task].metric),
+            cell(litert, tasks[task].metric),
+            cell(tflm, tasks[task].metric),
+            f"{size / 1024:.1f} KiB",
+        ]
+        for task, result in results.items()
+        for variant, (keras_acc, litert, tflm, size) in result.rows.items()
+    ]
+    lines += markdown_table(
+        ["task", "model", "Keras", "LiteRT", "TFLite Micro", "file size"], rows
+    )
     lines += ["", "Keras float32 on inputs rounded to the PTQ file's int8 "]
     lines[-1] += "input grid (where PTQ loses):"
     lines.append("")
@@ -691,16 +682,7 @@ TASKS = {
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description="Float32 vs PTQ int8 vs QAT int8 on LiteRT and TFLM.",
-        epilog="Example: python examples/qat.py --quick --out /tmp/qat",
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="small, fast run for tests"
-    )
-    parser.add_argument(
-        "--out", default="artifacts", help="report directory (artifacts)"
-    )
+    parser = story_parser(__doc__, "small, fast run for tests")
     parser.add_argument(
         "--tasks",
         default=",".join(TASKS),

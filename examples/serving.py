@@ -13,10 +13,10 @@ Usage:
     python examples/serving.py --quick
 """
 
-import argparse
 import pathlib
 import sys
 
+import _story
 import keras
 import numpy as np
 import tensorflow as tf
@@ -34,13 +34,7 @@ def make_data(rng, n, timesteps):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny training")
-    parser.add_argument(
-        "--out",
-        default="artifacts/serving",
-        help="output directory (default: %(default)s)",
-    )
+    parser = _story.parser(__doc__, "tiny training", "artifacts/serving")
     args = parser.parse_args(argv)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -21,11 +21,11 @@ Usage:
     python examples/vanishing_gradient.py --quick    # a smoke run for tests
 """
 
-import argparse
 import json
 import pathlib
 import sys
 
+import _story
 import numpy as np
 import tensorflow as tf
 
@@ -82,11 +82,7 @@ def trained_model(kind, timesteps, weights_dir, quick):
 
 
 def plot(curves, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _story.pyplot()
     lengths = sorted({timesteps for timesteps, _, _ in curves})
     fig, axes = plt.subplots(
         1, len(lengths), figsize=(5.5 * len(lengths), 4), squeeze=False
@@ -125,22 +121,13 @@ def plot(curves, path):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="tiny settings, for tests"
+    parser = _story.parser(
+        __doc__, "tiny settings, for tests", "artifacts/vanishing_gradient"
     )
     parser.add_argument(
         "--weights",
         default="artifacts/adding_problem",
         help="where adding_problem.py saved its weights (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--out",
-        default="artifacts/vanishing_gradient",
-        help="output directory (default: %(default)s)",
     )
     parser.add_argument(
         "--timesteps",

@@ -8,6 +8,7 @@ import importlib.util
 import json
 import math
 import pathlib
+import sys
 
 import numpy as np
 import pytest
@@ -20,6 +21,10 @@ PARITY_ATOL = 1e-5
 
 
 def load_example(name):
+    # As `python examples/<name>.py` would: the examples import their
+    # shared helper, examples/_story.py, from their own folder.
+    if str(EXAMPLES) not in sys.path:
+        sys.path.insert(0, str(EXAMPLES))
     spec = importlib.util.spec_from_file_location(
         f"example_{name}", EXAMPLES / f"{name}.py"
     )
