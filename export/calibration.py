@@ -211,6 +211,62 @@ def representative_dataset(
     return batches
 
 
+def stepped_dataset(
+    data: np.ndarray,
+    *,
+    batch_size: int,
+    step: Callable,
+    frame_name: str,
+    state_inputs: tuple,
+    progress: Callable[[int, int], None] | None = None,
+) -> Callable[[], Iterator[dict]]:
+    """The data set of an external-state step file: frames with states.
+
+    An external-state file takes its LSTM state as inputs, so its ranges
+    must cover the states a sequence passes through: each sequence is
+    run frame by frame through the float step (`step`, the traced
+    function), from a zero state, and every frame is fed with the state
+    the float model holds before it. Inputs are named, as the converter
+    orders a signature's inputs by name.
+
+    Args:
+        data: `(n, timesteps, ...)` calibration sequences.
+        batch_size: The file's batch size.
+        step: The traced step, `step(frame, h_0, c_0, ...)` returning a
+            dict with the new state as `h_i_out`, `c_i_out`.
+        frame_name: The frame input's name.
+        state_inputs: `((h_in, c_in), ...)` per LSTM.
+        progress: Called as `progress(done, total)` after each frame.
+    """
+    count = -(-data.shape[0] // batch_size)
+    total = count * data.shape[1]
+    filler = np.concatenate([data] * -(-batch_size // data.shape[0]))
+    names = [name for pair in state_inputs for name in pair]
+    shapes = [tuple(spec.shape) for spec in step.input_signature[1:]]
+
+    def frames():
+        done = 0
+        for i in range(count):
+            chunk = data[i * batch_size : (i + 1) * batch_size]
+            if chunk.shape[0] < batch_size:
+                missing = batch_size - chunk.shape[0]
+                chunk = np.concatenate([chunk, filler[:missing]])
+            states = [np.zeros(shape, np.float32) for shape in shapes]
+            for t in range(chunk.shape[1]):
+                frame = chunk[:, t : t + 1]
+                yield {
+                    frame_name: frame,
+                    **dict(zip(names, states, strict=True)),
+                }
+                new = step(frame, *states)
+                states = [np.asarray(new[f"{name}_out"]) for name in names]
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+
+    return frames
+
+
 def _valid_frames(data, padding, batch_size, reset, progress):
     """A streaming file's data set for a masked model: valid frames only."""
     batches = list(masking.groups(data, padding, batch_size))

@@ -10,7 +10,7 @@ become `ExportError`s.
 import numpy as np
 import tensorflow as tf
 
-from keras_lstm.export import _compat, calibration
+from keras_lstm.export import _compat, calibration, contract
 from keras_lstm.export.errors import ExportError
 from keras_lstm.export.quantization import Quantization, configure_converter
 from keras_lstm.export.tracing import Traced
@@ -53,7 +53,16 @@ def convert(
     )
     with _compat.calibration_resets() as reset:
         dataset = None
-        if calibration_data is not None:
+        if calibration_data is not None and traced.state_inputs:
+            dataset = calibration.stepped_dataset(
+                calibration_data,
+                batch_size=batch_size,
+                step=traced.function,
+                frame_name=contract.FRAME,
+                state_inputs=traced.state_inputs,
+                progress=progress,
+            )
+        elif calibration_data is not None:
             dataset = calibration.representative_dataset(
                 calibration_data,
                 batch_size=batch_size,
@@ -62,7 +71,14 @@ def convert(
                 progress=progress,
                 padding=padding,
             )
-        configure_converter(converter, quantization, dataset)
+        # Without a fused LSTM (an external-state step) the converter's own
+        # 16x8 mode applies; with one, int16x8 is rewritten from int8.
+        configure_converter(
+            converter,
+            quantization,
+            dataset,
+            native_int16x8=traced.fused_calls == 0,
+        )
         try:
             return converter.convert()
         except Exception as error:  # The converter raises many types.

@@ -79,11 +79,18 @@ class Quantization(enum.StrEnum):
 
 
 def configure_converter(
-    converter, quantization: Quantization | str, representative_dataset
+    converter,
+    quantization: Quantization | str,
+    representative_dataset,
+    *,
+    native_int16x8: bool = False,
 ) -> None:
     """Sets a `tf.lite.TFLiteConverter` up for `quantization`.
 
-    `INT16X8` configures the `INT8` conversion that it is rewritten from.
+    `INT16X8` configures the `INT8` conversion that it is rewritten from
+    (the converter refuses 16x8 for the fused LSTM), or, with
+    `native_int16x8` for a file without a fused LSTM (an external-state
+    step file), the converter's own 16x8 mode.
 
     Args:
         converter: A `tf.lite.TFLiteConverter`.
@@ -108,6 +115,13 @@ def configure_converter(
                 "data to calibrate activation ranges."
             )
         converter.representative_dataset = representative_dataset
+        if native_int16x8 and quantization is Quantization.INT16X8:
+            converter.target_spec.supported_ops = [
+                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+            ]
+            converter.inference_input_type = tf.int16
+            converter.inference_output_type = tf.int16
+            return
         converter.target_spec.supported_ops = [
             tf.lite.OpsSet.TFLITE_BUILTINS_INT8
         ]

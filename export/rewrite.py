@@ -111,7 +111,8 @@ def finish(
     """Every rewrite of a converted file, in order.
 
     Integer files: `repair_integer_lstms`, then for int16x8
-    `requantize_int16x8`; every file: `drop_unused_buffers`; a masked
+    `requantize_int16x8` (unless the converter wrote 16x8 itself, for a
+    file without a fused LSTM); every file: `drop_unused_buffers`; a masked
     model's file: its padding convention as metadata
     (`contract.PADDING_METADATA`).
 
@@ -137,7 +138,7 @@ def finish(
         for repair in repairs:
             logger.info("Integer LSTM repair: %s.", repair)
         int8 = content
-    if quantization is Quantization.INT16X8:
+    if quantization is Quantization.INT16X8 and not _is_int16(content):
         content = requantize_int16x8(content)
     content = drop_unused_buffers(content)
     if padding is not None:
@@ -145,6 +146,11 @@ def finish(
             content, contract.PADDING_METADATA, padding.encode()
         )
     return content, int8
+
+
+def _is_int16(content):
+    """Whether the converter wrote int16 activations itself (16x8 mode)."""
+    return any(t.type == "INT16" for t in flatbuffer.graph_inputs(content))
 
 
 def _pack(model) -> bytes:

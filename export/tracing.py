@@ -36,6 +36,8 @@ class Traced:
         fused_calls: LSTM calls lowered to the fused op, which the file
             must hold one fused op each for.
         unrolled_calls: LSTM calls unrolled into builtin ops.
+        state_inputs: For an external-state step, its explicit state
+            inputs `((h_in, c_in), ...)` per LSTM; empty otherwise.
     """
 
     export: keras.Model
@@ -43,6 +45,7 @@ class Traced:
     concrete: tf.types.experimental.ConcreteFunction
     fused_calls: int
     unrolled_calls: int = 0
+    state_inputs: tuple = ()
 
 
 def trace(plan: Plan) -> Traced:
@@ -120,6 +123,10 @@ def _trace_external(export, seam, data_spec, batch_size):
         concrete,
         fused_calls=0,
         unrolled_calls=len(discovery.layers),
+        state_inputs=tuple(
+            contract.state_names(index)[0]
+            for index in range(len(discovery.layers))
+        ),
     )
 
 
