@@ -41,11 +41,11 @@ def parallel_matmul(inputs, kernel, blocks):
     For `h_{t-1} U` with `U` cut into its four gate blocks, the products are
     `h_{t-1} U_g`. On CPU, TensorFlow's executor runs them at once, one per
     core, and each gate's activation can start as soon as its own product is
-    done. On 2 cores a single (64, 128) x (128, 512) product split across
-    threads ran at about 50 GFLOP/s; four (128, 128) blocks side by side
-    made the layer 1.6-1.8x faster at inference (`benchmarks/speed.py`).
-    Which is faster depends on the product shape: see `PARALLEL_MIN_UNITS`
-    and `benchmarks/results/units_sweep.md`.
+    done, where one small product split across threads pays its threading
+    overhead. Which is faster depends on the product shape and the CPU: see
+    `PARALLEL_MIN_UNITS` and `benchmarks/results/units_sweep.md`. Under XLA
+    the executor's parallelism is gone (XLA's CPU backend runs a loop body's
+    ops one after another), so the XLA route does not use it.
 
     The gradient keeps the sums of the single product: the gradient with
     respect to `inputs` contracts over all columns at once (cut by rows of
@@ -98,6 +98,8 @@ def lstm_sequence(
     go_backwards=False,
     return_sequences=True,
     parallel_gates=False,
+    project_first=False,
+    unroll=False,
 ):
     """Runs `recurrence.lstm_step` over a whole sequence.
 
@@ -126,32 +128,31 @@ def lstm_sequence(
         return_sequences: whether to collect the output of every step.
         parallel_gates: compute `h_{t-1} U` as four gate products that run
             side by side (`parallel_matmul`).
+        project_first: compute `x_t W` for every step in one product before
+            the loop (`recurrence.project_inputs` on the whole sequence),
+            leaving only `h_{t-1} U` inside it. It rounds `x_t W`
+            differently from Keras's per-step product, so only the XLA
+            route, whose arithmetic is XLA's anyway, uses it.
+        unroll: a Python loop over the (static) time axis instead of a
+            `tf.while_loop`: one graph node per step, which XLA can
+            schedule across steps. Needs a known number of timesteps.
 
     Returns:
         `(last_output, outputs, h, c)`. `outputs` is `(batch, time, units)`
         when `return_sequences`, else `last_output[:, None, :]`.
     """
+    if project_first:
+        inputs = recurrence.project_inputs(inputs, kernel)
     time_major = tf.transpose(inputs, [1, 0, 2])
     if go_backwards:
         time_major = tf.reverse(time_major, [0])
-    steps = tf.shape(time_major)[0]
-    inputs_ta = tf.TensorArray(
-        time_major.dtype, size=steps, element_shape=time_major.shape[1:]
-    ).unstack(time_major)
-    # Without return_sequences nothing but the last h is kept.
-    outputs_ta = (
-        tf.TensorArray(h0.dtype, size=steps, element_shape=h0.shape)
-        if return_sequences
-        else ()
-    )
-
     blocks = (
         split_for_parallel_matmul(recurrent_kernel) if parallel_gates else None
     )
 
-    def body(t, h, c, outputs_ta):
-        gates = recurrence.lstm_step(
-            recurrence.project_inputs(inputs_ta.read(t), kernel),
+    def step(x_t, h, c):
+        return recurrence.lstm_step(
+            x_t if project_first else recurrence.project_inputs(x_t, kernel),
             h,
             c,
             recurrent_kernel,
@@ -164,6 +165,36 @@ def lstm_sequence(
                 else None
             ),
         )
+
+    if unroll:
+        if time_major.shape[0] is None:
+            raise ValueError(
+                "`unroll=True` needs a known number of timesteps, got "
+                f"inputs of shape {tuple(inputs.shape)}. Give the model a "
+                "fixed sequence length, or leave `unroll` off."
+            )
+        h, c, outputs = h0, c0, []
+        for x_t in tf.unstack(time_major):
+            gates = step(x_t, h, c)
+            h, c = gates.h, gates.c
+            outputs.append(h)
+        if return_sequences:
+            return h, tf.stack(outputs, axis=1), h, c
+        return h, h[:, None, :], h, c
+
+    steps = tf.shape(time_major)[0]
+    inputs_ta = tf.TensorArray(
+        time_major.dtype, size=steps, element_shape=time_major.shape[1:]
+    ).unstack(time_major)
+    # Without return_sequences nothing but the last h is kept.
+    outputs_ta = (
+        tf.TensorArray(h0.dtype, size=steps, element_shape=h0.shape)
+        if return_sequences
+        else ()
+    )
+
+    def body(t, h, c, outputs_ta):
+        gates = step(inputs_ta.read(t), h, c)
         if return_sequences:
             outputs_ta = outputs_ta.write(t, gates.h)
         return t + 1, gates.h, gates.c, outputs_ta
@@ -173,7 +204,7 @@ def lstm_sequence(
         body,
         (tf.constant(0), h0, c0, outputs_ta),
         # Lets TensorArray reads of later steps run ahead of the recurrence,
-        # as Keras's own loop does; parallel_iterations=1 ran 2x slower.
+        # as Keras's own loop does.
         parallel_iterations=32,
         # A known trip count lets the gradient preallocate its per-step
         # accumulators instead of growing TensorLists.
