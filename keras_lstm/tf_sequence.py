@@ -35,7 +35,7 @@ def split_for_parallel_matmul(kernel, parts=4):
     )
 
 
-def parallel_matmul(inputs, kernel, blocks):
+def parallel_matmul(inputs, kernel, blocks, exact_gradient=True):
     """`inputs @ kernel` as independent column-block products run side by side.
 
     For `h_{t-1} U` with `U` cut into its four gate blocks, the products are
@@ -58,12 +58,18 @@ def parallel_matmul(inputs, kernel, blocks):
         inputs: `(batch, rows)`.
         kernel: `(rows, columns)`.
         blocks: `split_for_parallel_matmul(kernel)`.
+        exact_gradient: keep the single product's sums in the gradient, as
+            above. `False` leaves the gradient to autodiff (the input
+            gradient then adds four partial products), for the XLA route,
+            which is not held to the default path's rounding.
 
     Returns:
         A tuple of column blocks whose concatenation equals `inputs @ kernel`
         up to float32 rounding.
     """
     column_blocks, row_blocks = blocks
+    if not exact_gradient:
+        return tuple(tf.matmul(inputs, block) for block in column_blocks)
 
     @tf.custom_gradient
     def product(inputs, kernel):
@@ -100,6 +106,7 @@ def lstm_sequence(
     parallel_gates=False,
     project_first=False,
     unroll=False,
+    exact_gradient=True,
 ):
     """Runs `recurrence.lstm_step` over a whole sequence.
 
@@ -133,6 +140,7 @@ def lstm_sequence(
             leaving only `h_{t-1} U` inside it. It rounds `x_t W`
             differently from Keras's per-step product, so only the XLA
             route, whose arithmetic is XLA's anyway, uses it.
+        exact_gradient: with `parallel_gates`, as in `parallel_matmul`.
         unroll: a Python loop over the (static) time axis instead of a
             `tf.while_loop`: one graph node per step, which XLA can
             schedule across steps. Needs a known number of timesteps.
@@ -160,7 +168,7 @@ def lstm_sequence(
             recurrent_activation,
             bias=bias,
             recurrent_projection=(
-                parallel_matmul(h, recurrent_kernel, blocks)
+                parallel_matmul(h, recurrent_kernel, blocks, exact_gradient)
                 if parallel_gates
                 else None
             ),
