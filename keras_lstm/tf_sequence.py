@@ -1,4 +1,4 @@
-"""`keras_lstm.LSTM`'s TensorFlow fast path and the body TFLite fuses.
+"""`keras_lstm.LSTM`'s TensorFlow paths and the body TFLite fuses.
 
 TensorFlow only: `keras_lstm.LSTM` imports this module only on the
 TensorFlow backend, and `keras_lstm.export` (TensorFlow by nature) for its
@@ -119,7 +119,8 @@ def lstm_sequence(
     It is the body of the function that TFLite's converter replaces
     wholesale by `UNIDIRECTIONAL_SEQUENCE_LSTM` (`keras_lstm.export.lowering`)
     and what that function computes wherever TensorFlow runs it; with
-    `parallel_gates` it is also `keras_lstm.LSTM`'s fast path.
+    `parallel_gates` it is also `keras_lstm.LSTM`'s fast path, and with
+    `keras_lstm.layers.XLA_OPTIONS` its route under `jit_compile=True`.
 
     Args:
         inputs: `(batch, time, features)`.
