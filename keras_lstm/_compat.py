@@ -70,3 +70,20 @@ def cudnn_ok(activation, recurrent_activation, unroll, use_bias):
             activation, recurrent_activation, unroll, use_bias=use_bias
         )
     )
+
+
+def tf_in_xla_compilation():
+    """Whether TensorFlow is tracing a function that XLA will compile.
+
+    True inside `tf.function(jit_compile=True)`, which is how Keras compiles
+    a model under `jit_compile=True`: TensorFlow enters an XLA control-flow
+    context while tracing it. TensorFlow has no public name for the check.
+    """
+    import tensorflow as tf
+    from tensorflow.python.ops import control_flow_util
+
+    return bool(
+        control_flow_util.GraphOrParentsInXlaContext(
+            tf.compat.v1.get_default_graph()
+        )
+    )

@@ -11,6 +11,7 @@ are imported only on their backend, behind `LSTM.inner_loop`.
 import contextlib
 import contextvars
 import numbers
+import typing
 
 import keras
 
@@ -374,34 +375,266 @@ def lowering(sequence_fn):
 
 
 class SequencePath:
-    """How `LSTM` runs a sequence; see `LSTM.sequence_path`."""
+    """How `LSTM` runs a sequence; see `LSTM.sequence_path` and `ROUTES`."""
 
     GENERIC = "generic"
     PARALLEL = "parallel"
+    XLA = "xla"
     CUDNN = "cudnn"
     TORCH_CPU = "torch_cpu"
     LOWERED = "lowered"
 
 
 # Below this many units the four gate products are too small to gain from
-# running side by side and the extra ops cost about what they save. Against
-# keras.layers.LSTM on 2 cores (B=64, T=100; train / inference), the parallel
-# path measured 0.77x/0.77x at 16 units, 0.89x/0.93x at 32, between 0.93x
-# and 1.09x over four runs at 64 (the generic path: 0.97x-1.12x), then
-# 1.23x/1.64x at 96 and 1.32x/1.77x at 128
+# running side by side: the extra ops cost about what they save
 # (`benchmarks/speed.py --units-sweep`, results/units_sweep.md).
 PARALLEL_MIN_UNITS = 96
 
-# Small batches: with a batch of at most SMALL_BATCH, known when the call is
-# traced, the parallel path needs more units. In the grid of
-# `benchmarks/speed.py --grid` (T=50, two runs, 2 cores) it trained at
-# 0.79x-0.90x at 128 units with batch 1, 0.82x-0.86x at 128 with batch 16
-# and 0.84x-0.95x at 256 with batch 16, and inferred at 0.81x-0.94x at 128
-# units with batch 1 and 16, while a control (Keras against itself) read
-# 0.93x-1.21x; from 256 units its inference at batch 1 and 16 gained
-# 1.30x-1.45x, and from 512 units training did too (0.97x-1.68x).
+# With a batch of at most SMALL_BATCH, known when the call is traced, the
+# parallel path needs more units to pay, more while training
+# (`benchmarks/speed.py --grid`, results/grid.md, docs/speed.md).
 SMALL_BATCH = 16
 SMALL_BATCH_MIN_UNITS = {"inference": 192, "training": 512}
+
+
+class RouteCall(typing.NamedTuple):
+    """What a routing rule reads: the layer and one call's circumstances.
+
+    `batch_size` is `None` where it is unknown when the call is traced;
+    `xla` is whether the call is being compiled by XLA (TensorFlow under
+    `jit_compile=True`).
+    """
+
+    layer: "LSTM"
+    mask: object
+    training: bool
+    batch_size: int | None
+    xla: bool
+
+
+class Route(typing.NamedTuple):
+    """One row of `ROUTES`.
+
+    `applies(call)`: the path computes this call with `keras.layers.LSTM`'s
+    numbers. `pays(call)`: it is also the faster choice (a measured rule;
+    `force_route` skips it). `reason`: the rule in words.
+    """
+
+    path: str
+    applies: typing.Callable[[RouteCall], bool]
+    pays: typing.Callable[[RouteCall], bool]
+    reason: str
+
+
+def _always(call):
+    return True
+
+
+def _lowering_active(call):
+    return _LOWERING.get() is not None
+
+
+def _backend_kernel_applies(call):
+    """Whether `keras.layers.LSTM` would call the backend's `lstm(...)`.
+
+    Keras's conditions before it tries the backend's kernel, plus one of
+    ours: no mask on JAX or PyTorch, where that kernel refuses one.
+    """
+    layer = call.layer
+    cell = layer.cell
+    if layer.use_cudnn not in ("auto", True) or cell.recurrent_dropout:
+        return False
+    if call.training and cell.dropout and cell.implementation == 1:
+        # Keras would broadcast a list of 4 masks; one mask per gate is
+        # not something a fused kernel takes.
+        return False
+    return call.mask is None or keras.backend.backend() == "tensorflow"
+
+
+def _cudnn_applies(call):
+    cell = call.layer.cell
+    return _backend_kernel_applies(call) and _compat.cudnn_ok(
+        cell.activation,
+        cell.recurrent_activation,
+        call.layer.unroll,
+        cell.use_bias,
+    )
+
+
+def _torch_fallback_applies(call):
+    # Keras's torch `lstm(...)` runs its CPU fallback for anything cuDNN
+    # does not take, unroll included.
+    return keras.backend.backend() == "torch" and _backend_kernel_applies(call)
+
+
+def _needs_keras_loop(call):
+    return call.mask is not None or call.layer.unroll
+
+
+def _tf_sequence_applies(call):
+    """`tf_sequence.lstm_sequence` computes this call: TensorFlow, no mask,
+    no unroll, and no dropout to draw while training (the cell draws it)."""
+    layer = call.layer
+    return (
+        keras.backend.backend() == "tensorflow"
+        and not _needs_keras_loop(call)
+        and not (
+            call.training and (layer.dropout > 0 or layer.recurrent_dropout > 0)
+        )
+    )
+
+
+def _xla_applies(call):
+    return call.xla and _tf_sequence_applies(call)
+
+
+def _parallel_pays(call):
+    units = call.layer.units
+    if units < PARALLEL_MIN_UNITS:
+        return False
+    phase = "training" if call.training else "inference"
+    return not (
+        call.batch_size is not None
+        and call.batch_size <= SMALL_BATCH
+        and units < SMALL_BATCH_MIN_UNITS[phase]
+    )
+
+
+# The routing rules, in order: the first row whose `applies` and `pays`
+# hold is the call's path. `LSTM.sequence_path()` and `LSTM.inner_loop`
+# both read this table and nothing else.
+ROUTES = (
+    Route(
+        SequencePath.LOWERED,
+        _lowering_active,
+        _always,
+        "keras_lstm.export is lowering the layer to TFLite's fused LSTM "
+        "(see `lowering`)",
+    ),
+    Route(
+        SequencePath.CUDNN,
+        _cudnn_applies,
+        _always,
+        "the backend's cuDNN kernel, where keras.layers.LSTM would use it: "
+        "use_cudnn 'auto' or True, no recurrent dropout, the backend's "
+        "cudnn_ok (tanh / sigmoid, a bias, no unroll, a GPU), and no mask "
+        "on JAX or PyTorch; under 'auto' a kernel that still refuses falls "
+        "back to the rows below",
+    ),
+    Route(
+        SequencePath.TORCH_CPU,
+        _torch_fallback_applies,
+        _always,
+        "PyTorch, where keras.layers.LSTM calls its backend's lstm(...) and "
+        "that runs its CPU fallback: use_cudnn 'auto' or True, no recurrent "
+        "dropout, no mask, not implementation=1 with dropout while "
+        "training; any activations, unroll ignored (as Keras's fallback "
+        "ignores it)",
+    ),
+    Route(
+        SequencePath.GENERIC,
+        _needs_keras_loop,
+        _always,
+        "a mask or unroll=True: Keras's masking and unrolling live in "
+        "keras.layers.RNN's loop",
+    ),
+    Route(
+        SequencePath.XLA,
+        _xla_applies,
+        _always,
+        "TensorFlow, compiled by XLA (jit_compile=True), no dropout while "
+        "training: tf_sequence.lstm_sequence with XLA_OPTIONS",
+    ),
+    Route(
+        SequencePath.PARALLEL,
+        _tf_sequence_applies,
+        _parallel_pays,
+        "TensorFlow, no dropout while training, at least PARALLEL_MIN_UNITS "
+        "units, and for a batch of at most SMALL_BATCH at least "
+        "SMALL_BATCH_MIN_UNITS (192 at inference, 512 while training): "
+        "tf_sequence.lstm_sequence with the four gate products side by side",
+    ),
+    Route(
+        SequencePath.GENERIC,
+        _always,
+        _always,
+        "everything else: keras.layers.RNN's loop over LSTMCell, which is "
+        "also what keras.layers.LSTM runs on a CPU under JAX",
+    ),
+)
+
+# `tf_sequence.lstm_sequence`'s options on the XLA route, where the
+# arithmetic is XLA's and the default path's bitwise order need not hold
+# (docs/speed.md says which levers were measured and why these).
+XLA_OPTIONS = {"parallel_gates": False, "project_first": False, "unroll": False}
+
+# The path `force_route` holds. Process-wide rather than a context variable:
+# tf.distribute traces each replica in a thread of its own.
+_FORCED = []
+
+
+@contextlib.contextmanager
+def force_route(path):
+    """Sends every `keras_lstm.LSTM` call to `path` wherever it applies.
+
+    For tests and benchmarks: while active, a call takes `path` whenever
+    that path can compute it (its row's `applies` in `ROUTES`), skipping the
+    measured speed rules (`pays`: `PARALLEL_MIN_UNITS`, the small-batch
+    rule); a call it cannot compute (a mask on the parallel path, say)
+    keeps its usual route, and a lowering (`lowering`) still comes first.
+    It acts when a call is traced, so keep it active around the first call
+    or `fit` of a model, not just its construction. Not thread-safe across
+    overlapping uses; process-wide so that `tf.distribute` replicas see it.
+
+    Args:
+        path: a `SequencePath` value.
+
+    Raises:
+        ValueError: if `path` is not a `SequencePath` value.
+
+    Example:
+
+    >>> layer = keras_lstm.LSTM(4)
+    >>> with keras_lstm.layers.force_route("generic"):
+    ...     layer.sequence_path()
+    'generic'
+    """
+    paths = {route.path for route in ROUTES}
+    if path not in paths:
+        raise ValueError(
+            f"Received an invalid value for argument `path`: {path!r}. "
+            f"Expected one of {sorted(paths)} (keras_lstm.layers."
+            "SequencePath)."
+        )
+    _FORCED.append(path)
+    try:
+        yield
+    finally:
+        _FORCED.pop()
+
+
+def route(call, exclude=()):
+    """The `Route` (a row of `ROUTES`) that `call` takes.
+
+    Args:
+        call: a `RouteCall`.
+        exclude: paths to skip (cuDNN once its kernel has refused).
+
+    Returns:
+        The first row of `ROUTES` that applies and pays, or, under
+        `force_route`, the forced path's row where it applies.
+    """
+    rows = [row for row in ROUTES if row.path not in exclude]
+    if rows[0].path == SequencePath.LOWERED and rows[0].applies(call):
+        return rows[0]
+    if _FORCED:
+        for row in rows:
+            if row.path == _FORCED[-1] and row.applies(call):
+                return row
+    for row in rows:
+        if row.applies(call) and row.pays(call):
+            return row
+    raise AssertionError("ROUTES ends with a row that always applies")
 
 
 @keras.saving.register_keras_serializable(package="keras_lstm")
@@ -420,25 +653,27 @@ class LSTM(keras.layers.RNN):
     It takes the arguments of `keras.layers.LSTM`, has the same weights and
     gives the same numbers, on TensorFlow, JAX and PyTorch.
 
-    Its `inner_loop` routes each call (`sequence_path()`), fastest first:
+    Its `inner_loop` routes each call by one ordered table,
+    `keras_lstm.layers.ROUTES`, which `sequence_path()` reads too:
 
     - `"cudnn"`: on a GPU, the backend's cuDNN kernel, through the seam
       `keras.layers.LSTM` uses (the backend's `lstm(...)`), under Keras's
       conditions: `use_cudnn` `"auto"` or `True`, `tanh` / `sigmoid`, a
       bias, no `unroll`, no `recurrent_dropout`, and no mask on JAX or
       PyTorch.
+    - `"xla"` (TensorFlow under `jit_compile=True`): `tf_sequence.
+      lstm_sequence` compiled by XLA, held to `keras.layers.LSTM` under
+      `jit_compile=True`. The layer keeps `supports_jit` on a CPU, so a
+      model compiled with `jit_compile=True` stays compiled.
     - `"parallel"` (TensorFlow, CPU): `tf_sequence.lstm_sequence`, the
       function that `keras_lstm.export` fuses into TFLite's LSTM, with
-      `h_{t-1} U` computed as four gate products that run side by side. On
-      2 CPU cores at B=64, T=100, F=32, U=128 it trained 1.30x / inferred
-      1.82x faster than `keras.layers.LSTM` on an AVX2 machine and
-      0.98x-1.04x / 0.98x-1.34x on an AVX-512 one: the gain depends on
-      the CPU (`benchmarks/speed.py`, README).
+      `h_{t-1} U` computed as four gate products that run side by side;
+      from `PARALLEL_MIN_UNITS` units, where it pays. The gain depends on
+      the CPU: `make bench` measures it (docs/speed.md).
     - `"torch_cpu"` (PyTorch, no cuDNN): where `keras.layers.LSTM` runs its
       backend's CPU fallback, the same operations in the same order
-      (`torch_sequence`), whose train step ran 4.3x-4.7x faster than
-      Keras's on 2 CPU cores (`benchmarks/backends.py`); without gradient
-      tracking, that fallback itself.
+      (`torch_sequence`), with a cheaper backward pass; without gradient
+      tracking, that fallback itself (`benchmarks/backends.py`).
     - `"generic"`: `keras.layers.RNN`'s loop over `LSTMCell`, for masks,
       `use_cudnn=False` or recurrent dropout on PyTorch, and on TensorFlow
       for `unroll=True`, dropout while training, fewer than 96 units and
@@ -643,13 +878,13 @@ class LSTM(keras.layers.RNN):
                     f"{shape}."
                 )
 
-    def sequence_path(self, mask=None, training=False, batch_size=None):
+    def sequence_path(
+        self, mask=None, training=False, batch_size=None, jit_compile=None
+    ):
         """Which implementation runs for this call: a `SequencePath` value.
 
-        `batch_size` is the call's batch size where it is known when the
-        call is traced (`None`: unknown).
-
-        The rules, in order:
+        The first row of `keras_lstm.layers.ROUTES` that applies, the one
+        table `inner_loop` reads too. In order:
 
         - `"lowered"` while `keras_lstm.export` lowers the layer to TFLite's
           fused LSTM (see `lowering`).
@@ -668,79 +903,48 @@ class LSTM(keras.layers.RNN):
         - `"generic"`: `keras.layers.RNN`'s loop over `LSTMCell`, for a
           `mask` (Keras's masking rules live in that loop) or
           `unroll=True`.
-        - On TensorFlow: `"generic"` for dropout or recurrent dropout while
-          training (the cell draws the masks), layers of fewer than
-          `PARALLEL_MIN_UNITS` units, and, for a `batch_size` of at most
-          `SMALL_BATCH`, layers of fewer than `SMALL_BATCH_MIN_UNITS`
-          units (192 at inference, 512 while training); `"parallel"`, the
-          fast path, otherwise.
-        - On PyTorch: `"generic"` otherwise.
-        - On JAX: `"generic"`, the loop `keras.layers.LSTM` runs on a CPU.
+        - On TensorFlow, no dropout while training (the cell draws the
+          masks): `"xla"` when XLA compiles the call (`jit_compile=True`);
+          otherwise `"parallel"`, the fast path, from `PARALLEL_MIN_UNITS`
+          units and, for a `batch_size` of at most `SMALL_BATCH`, from
+          `SMALL_BATCH_MIN_UNITS` units (192 at inference, 512 while
+          training).
+        - `"generic"` otherwise: on JAX, the loop `keras.layers.LSTM` runs
+          on a CPU.
 
         Every path gives `keras.layers.LSTM`'s numbers within float32
         rounding (`tests/test_layers.py` holds each to the same
-        tolerances).
+        tolerances); `"xla"` is held to `keras.layers.LSTM` under
+        `jit_compile=True`. `force_route` overrides the speed rules for
+        tests and benchmarks.
+
+        Args:
+            mask: the call's mask, or `None`.
+            training: Python boolean, the call's phase.
+            batch_size: the call's batch size where it is known when the
+                call is traced; `None`: unknown.
+            jit_compile: whether XLA compiles the call. `None`: as the
+                current trace (outside a trace, no).
+
+        Returns:
+            A `SequencePath` value.
         """
-        return self._route(mask, training, try_cudnn=True, batch=batch_size)
+        return self._route(mask, training, batch_size, jit_compile).path
 
-    def _backend_kernel_applies(self, mask, training):
-        """Whether `keras.layers.LSTM` would call the backend's `lstm(...)`.
-
-        Keras's conditions before it tries the backend's kernel, plus one
-        of ours: no mask on JAX or PyTorch, where that kernel refuses one.
-        """
-        cell = self.cell
-        if self.use_cudnn not in ("auto", True) or cell.recurrent_dropout:
-            return False
-        if training and cell.dropout and cell.implementation == 1:
-            # Keras would broadcast a list of 4 masks; one mask per gate is
-            # not something a fused kernel takes.
-            return False
-        return mask is None or keras.backend.backend() == "tensorflow"
-
-    def _cudnn_applies(self, mask, training):
-        cell = self.cell
-        return self._backend_kernel_applies(mask, training) and (
-            _compat.cudnn_ok(
-                cell.activation,
-                cell.recurrent_activation,
-                self.unroll,
-                cell.use_bias,
+    def _route(self, mask, training, batch_size, jit_compile=None, exclude=()):
+        if jit_compile is None:
+            jit_compile = (
+                keras.backend.backend() == "tensorflow"
+                and _compat.tf_in_xla_compilation()
             )
-        )
-
-    def _route(self, mask, training, try_cudnn, batch=None):
-        if _LOWERING.get() is not None:
-            return SequencePath.LOWERED
-        if try_cudnn and self._cudnn_applies(mask, training):
-            return SequencePath.CUDNN
-        backend = keras.backend.backend()
-        if backend == "torch" and self._backend_kernel_applies(mask, training):
-            # Keras's torch `lstm(...)` runs its CPU fallback for anything
-            # cuDNN does not take, unroll included.
-            return SequencePath.TORCH_CPU
-        if mask is not None or self.unroll:
-            return SequencePath.GENERIC
-        if backend == "tensorflow":
-            if training and (self.dropout > 0 or self.recurrent_dropout > 0):
-                return SequencePath.GENERIC
-            if self.units < PARALLEL_MIN_UNITS:
-                return SequencePath.GENERIC
-            if (
-                batch is not None
-                and batch <= SMALL_BATCH
-                and self.units
-                < SMALL_BATCH_MIN_UNITS["training" if training else "inference"]
-            ):
-                return SequencePath.GENERIC
-            return SequencePath.PARALLEL
-        return SequencePath.GENERIC
+        call = RouteCall(self, mask, training, batch_size, bool(jit_compile))
+        return route(call, exclude)
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if keras.tree.is_nested(mask):
             mask = mask[0]
         batch = sequences.shape[0]
-        path = self._route(mask, training, try_cudnn=True, batch=batch)
+        path = self._route(mask, training, batch).path
         if path == SequencePath.CUDNN:
             try:
                 return self._backend_sequence(
@@ -748,7 +952,9 @@ class LSTM(keras.layers.RNN):
                 )
             except NotImplementedError:
                 # As keras.layers.LSTM: "auto" falls back.
-                path = self._route(mask, training, try_cudnn=False, batch=batch)
+                path = self._route(
+                    mask, training, batch, exclude=(SequencePath.CUDNN,)
+                ).path
         # On a PyTorch CPU Keras's `lstm(...)` runs its fallback, and
         # keras.layers.LSTM accepts use_cudnn=True there.
         if self.use_cudnn is True and path not in (
@@ -768,7 +974,11 @@ class LSTM(keras.layers.RNN):
                 self, sequences, initial_state, mask, training
             )
         if path == SequencePath.PARALLEL:
-            return self._parallel_sequence(sequences, initial_state)
+            return self._tf_sequence(
+                sequences, initial_state, parallel_gates=True
+            )
+        if path == SequencePath.XLA:
+            return self._tf_sequence(sequences, initial_state, **XLA_OPTIONS)
         if path == SequencePath.TORCH_CPU:
             return self._torch_sequence(sequences, initial_state, training)
         return super().inner_loop(
@@ -806,7 +1016,7 @@ class LSTM(keras.layers.RNN):
             self.supports_jit = False
         return out
 
-    def _parallel_sequence(self, sequences, initial_state):
+    def _tf_sequence(self, sequences, initial_state, **options):
         from keras_lstm import tf_sequence
 
         cell = self.cell
@@ -822,7 +1032,7 @@ class LSTM(keras.layers.RNN):
             bias=bias,
             go_backwards=self.go_backwards,
             return_sequences=self.return_sequences,
-            parallel_gates=True,
+            **options,
         )
         return last_output, outputs, [h, c]
 

@@ -1,4 +1,4 @@
-"""`keras_lstm.LSTM`'s TensorFlow fast path and the body TFLite fuses.
+"""`keras_lstm.LSTM`'s TensorFlow paths and the body TFLite fuses.
 
 TensorFlow only: `keras_lstm.LSTM` imports this module only on the
 TensorFlow backend, and `keras_lstm.export` (TensorFlow by nature) for its
@@ -35,17 +35,17 @@ def split_for_parallel_matmul(kernel, parts=4):
     )
 
 
-def parallel_matmul(inputs, kernel, blocks):
+def parallel_matmul(inputs, kernel, blocks, exact_gradient=True):
     """`inputs @ kernel` as independent column-block products run side by side.
 
     For `h_{t-1} U` with `U` cut into its four gate blocks, the products are
     `h_{t-1} U_g`. On CPU, TensorFlow's executor runs them at once, one per
     core, and each gate's activation can start as soon as its own product is
-    done. On 2 cores a single (64, 128) x (128, 512) product split across
-    threads ran at about 50 GFLOP/s; four (128, 128) blocks side by side
-    made the layer 1.6-1.8x faster at inference (`benchmarks/speed.py`).
-    Which is faster depends on the product shape: see `PARALLEL_MIN_UNITS`
-    and `benchmarks/results/units_sweep.md`.
+    done, where one small product split across threads pays its threading
+    overhead. Which is faster depends on the product shape and the CPU: see
+    `PARALLEL_MIN_UNITS` and `benchmarks/results/units_sweep.md`. Under XLA
+    the executor's parallelism is gone (XLA's CPU backend runs a loop body's
+    ops one after another), so the XLA route does not use it.
 
     The gradient keeps the sums of the single product: the gradient with
     respect to `inputs` contracts over all columns at once (cut by rows of
@@ -58,12 +58,18 @@ def parallel_matmul(inputs, kernel, blocks):
         inputs: `(batch, rows)`.
         kernel: `(rows, columns)`.
         blocks: `split_for_parallel_matmul(kernel)`.
+        exact_gradient: keep the single product's sums in the gradient, as
+            above. `False` leaves the gradient to autodiff (the input
+            gradient then adds four partial products), for the XLA route,
+            which is not held to the default path's rounding.
 
     Returns:
         A tuple of column blocks whose concatenation equals `inputs @ kernel`
         up to float32 rounding.
     """
     column_blocks, row_blocks = blocks
+    if not exact_gradient:
+        return tuple(tf.matmul(inputs, block) for block in column_blocks)
 
     @tf.custom_gradient
     def product(inputs, kernel):
@@ -98,6 +104,9 @@ def lstm_sequence(
     go_backwards=False,
     return_sequences=True,
     parallel_gates=False,
+    project_first=False,
+    unroll=False,
+    exact_gradient=True,
 ):
     """Runs `recurrence.lstm_step` over a whole sequence.
 
@@ -110,7 +119,8 @@ def lstm_sequence(
     It is the body of the function that TFLite's converter replaces
     wholesale by `UNIDIRECTIONAL_SEQUENCE_LSTM` (`keras_lstm.export.lowering`)
     and what that function computes wherever TensorFlow runs it; with
-    `parallel_gates` it is also `keras_lstm.LSTM`'s fast path.
+    `parallel_gates` it is also `keras_lstm.LSTM`'s fast path, and with
+    `keras_lstm.layers.XLA_OPTIONS` its route under `jit_compile=True`.
 
     Args:
         inputs: `(batch, time, features)`.
@@ -126,14 +136,61 @@ def lstm_sequence(
         return_sequences: whether to collect the output of every step.
         parallel_gates: compute `h_{t-1} U` as four gate products that run
             side by side (`parallel_matmul`).
+        project_first: compute `x_t W` for every step in one product before
+            the loop (`recurrence.project_inputs` on the whole sequence),
+            leaving only `h_{t-1} U` inside it. It rounds `x_t W`
+            differently from Keras's per-step product, so only the XLA
+            route, whose arithmetic is XLA's anyway, uses it.
+        exact_gradient: with `parallel_gates`, as in `parallel_matmul`.
+        unroll: a Python loop over the (static) time axis instead of a
+            `tf.while_loop`: one graph node per step, which XLA can
+            schedule across steps. Needs a known number of timesteps.
 
     Returns:
         `(last_output, outputs, h, c)`. `outputs` is `(batch, time, units)`
         when `return_sequences`, else `last_output[:, None, :]`.
     """
+    if project_first:
+        inputs = recurrence.project_inputs(inputs, kernel)
     time_major = tf.transpose(inputs, [1, 0, 2])
     if go_backwards:
         time_major = tf.reverse(time_major, [0])
+    blocks = (
+        split_for_parallel_matmul(recurrent_kernel) if parallel_gates else None
+    )
+
+    def step(x_t, h, c):
+        return recurrence.lstm_step(
+            x_t if project_first else recurrence.project_inputs(x_t, kernel),
+            h,
+            c,
+            recurrent_kernel,
+            activation,
+            recurrent_activation,
+            bias=bias,
+            recurrent_projection=(
+                parallel_matmul(h, recurrent_kernel, blocks, exact_gradient)
+                if parallel_gates
+                else None
+            ),
+        )
+
+    if unroll:
+        if time_major.shape[0] is None:
+            raise ValueError(
+                "`unroll=True` needs a known number of timesteps, got "
+                f"inputs of shape {tuple(inputs.shape)}. Give the model a "
+                "fixed sequence length, or leave `unroll` off."
+            )
+        h, c, outputs = h0, c0, []
+        for x_t in tf.unstack(time_major):
+            gates = step(x_t, h, c)
+            h, c = gates.h, gates.c
+            outputs.append(h)
+        if return_sequences:
+            return h, tf.stack(outputs, axis=1), h, c
+        return h, h[:, None, :], h, c
+
     steps = tf.shape(time_major)[0]
     inputs_ta = tf.TensorArray(
         time_major.dtype, size=steps, element_shape=time_major.shape[1:]
@@ -145,25 +202,8 @@ def lstm_sequence(
         else ()
     )
 
-    blocks = (
-        split_for_parallel_matmul(recurrent_kernel) if parallel_gates else None
-    )
-
     def body(t, h, c, outputs_ta):
-        gates = recurrence.lstm_step(
-            recurrence.project_inputs(inputs_ta.read(t), kernel),
-            h,
-            c,
-            recurrent_kernel,
-            activation,
-            recurrent_activation,
-            bias=bias,
-            recurrent_projection=(
-                parallel_matmul(h, recurrent_kernel, blocks)
-                if parallel_gates
-                else None
-            ),
-        )
+        gates = step(inputs_ta.read(t), h, c)
         if return_sequences:
             outputs_ta = outputs_ta.write(t, gates.h)
         return t + 1, gates.h, gates.c, outputs_ta
@@ -173,7 +213,7 @@ def lstm_sequence(
         body,
         (tf.constant(0), h0, c0, outputs_ta),
         # Lets TensorArray reads of later steps run ahead of the recurrence,
-        # as Keras's own loop does; parallel_iterations=1 ran 2x slower.
+        # as Keras's own loop does.
         parallel_iterations=32,
         # A known trip count lets the gradient preallocate its per-step
         # accumulators instead of growing TensorLists.

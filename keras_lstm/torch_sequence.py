@@ -15,18 +15,17 @@ the step written once, in `recurrence.lstm_step`, so its outputs are
 Keras's bit for bit. It differs in one thing: Keras's loop reads step `t`
 as `x_proj[t]`, whose gradient is a full `(time, batch, 4 * units)` tensor
 of zeros per step; `lstm_sequence` walks `unbind`'s views, whose gradient
-is one stack. At B=64, T=100, F=32, U=128 a train step of the layer ran
-4.3x-4.7x faster than Keras's on 2 CPU cores, 5.4x on one, for that alone
-(`benchmarks/backends.py`).
+is one stack, a much cheaper backward pass (`benchmarks/backends.py`
+measures it; `benchmarks/results/backends.md`).
 
 Without gradient tracking there is no backward pass to save, and Keras's
 fallback, plain torch calls, has less per-step overhead than `keras.ops`;
 `keras_lstm.LSTM` then calls it through the same seam as Keras.
 
 PyTorch's own fused kernel (`torch._VF.lstm`, behind `torch.nn.LSTM`) is
-faster still, but it rounds differently: measured 5e-6 to 9e-3 from
-`keras.layers.LSTM` on the parity suite's near-chaotic weights, so
-`keras_lstm` does not use it.
+faster still, but it rounds differently, up to 9e-3 from
+`keras.layers.LSTM` on the parity suite's near-chaotic weights, past the
+suite's 1e-6, so `keras_lstm` does not use it.
 """
 
 import torch

@@ -17,6 +17,7 @@ import pytest
 ATOL = 1e-5
 
 _TRAIN = """
+import contextlib
 import sys
 import numpy as np
 import tensorflow as tf
@@ -29,8 +30,6 @@ import keras
 import keras_lstm
 
 KINDS = ("layer", "parallel", "cell")
-MIN_UNITS = keras_lstm.layers.PARALLEL_MIN_UNITS
-SMALL_BATCH = keras_lstm.layers.SMALL_BATCH
 out = sys.argv[1]
 rng = np.random.default_rng(0)
 x = rng.standard_normal((32, 12, 3)).astype("float32")
@@ -45,10 +44,6 @@ initial = {
 
 
 def build(kind):
-    # "parallel": the layer's fast path, which 6 units would not take.
-    parallel = kind == "parallel"
-    keras_lstm.layers.PARALLEL_MIN_UNITS = 1 if parallel else MIN_UNITS
-    keras_lstm.layers.SMALL_BATCH = 0 if parallel else SMALL_BATCH
     recurrent = (
         keras.layers.RNN(keras_lstm.LSTMCell(6))
         if kind == "cell"
@@ -68,15 +63,21 @@ results = {}
 for kind in KINDS:
     results[f"{kind}/initial"] = initial[kind]
     for mirrored in (False, True):
-        if mirrored:
-            with strategy.scope():
+        # "parallel": the layer's fast path, which 6 units would not take.
+        with (
+            keras_lstm.layers.force_route("parallel")
+            if kind == "parallel"
+            else contextlib.nullcontext()
+        ):
+            if mirrored:
+                with strategy.scope():
+                    model = build(kind)
+            else:
                 model = build(kind)
-        else:
-            model = build(kind)
-        model.fit(x, y, batch_size=16, epochs=5, shuffle=False, verbose=0)
-        if kind != "cell":
-            path = "parallel" if kind == "parallel" else "generic"
-            assert model.layers[0].sequence_path() == path, kind
+            model.fit(x, y, batch_size=16, epochs=5, shuffle=False, verbose=0)
+            if kind != "cell":
+                path = "parallel" if kind == "parallel" else "generic"
+                assert model.layers[0].sequence_path() == path, kind
         results[f"{kind}/{'mirrored' if mirrored else 'single'}"] = (
             model.get_weights()
         )

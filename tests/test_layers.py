@@ -70,18 +70,15 @@ def _expected_path(kind, units, **kwargs):
 
 
 @pytest.fixture(autouse=True)
-def _route_all_to_parallel(request, monkeypatch):
-    """For kind "parallel", lowers PARALLEL_MIN_UNITS (and SMALL_BATCH) so
-    that small test layers run the fast path too."""
+def _route_all_to_parallel(request):
+    """For kind "parallel", sends every call the fast path can take there,
+    whatever its shape, so that small test layers run it too."""
     callspec = getattr(request.node, "callspec", None)
     if callspec is not None and callspec.params.get("kind") == "parallel":
-        _force_parallel(monkeypatch)
-
-
-def _force_parallel(patch):
-    """Sends every call the fast path can take there, whatever its shape."""
-    patch.setattr(keras_lstm.layers, "PARALLEL_MIN_UNITS", 1)
-    patch.setattr(keras_lstm.layers, "SMALL_BATCH", 0)
+        with keras_lstm.layers.force_route(SequencePath.PARALLEL):
+            yield
+    else:
+        yield
 
 
 def _as_rnn(cell_class, units, kwargs):
@@ -451,8 +448,7 @@ def test_property_random_shapes(
         _assert_close_forward(ours(x), reference(x), kind)
     if BACKEND != "tensorflow":
         return
-    with pytest.MonkeyPatch.context() as patch:
-        _force_parallel(patch)
+    with keras_lstm.layers.force_route(SequencePath.PARALLEL):
         reference, ours = _pair("parallel", units, x, rng, **kwargs)
         assert ours.sequence_path() == SequencePath.PARALLEL
         _assert_close_forward(ours(x), reference(x), "parallel")
@@ -618,6 +614,178 @@ def test_lowering_context_routes_and_restores():
             layer(x)
     assert seen == [layer]
     assert layer.sequence_path() == _expected_path("layer", 3)
+
+
+def test_routes_table_names_every_path_once_and_ends_in_a_catch_all():
+    paths = [row.path for row in keras_lstm.layers.ROUTES]
+    declared = {
+        v for k, v in vars(SequencePath).items() if not k.startswith("_")
+    }
+    assert set(paths) == declared
+    # Only the generic loop appears twice: for masks / unroll before the
+    # TensorFlow paths, and as the row that takes everything else.
+    assert [p for p in paths if paths.count(p) > 1] == [
+        SequencePath.GENERIC,
+        SequencePath.GENERIC,
+    ]
+    assert paths[0] == SequencePath.LOWERED
+    assert all(row.reason for row in keras_lstm.layers.ROUTES)
+    last = keras_lstm.layers.ROUTES[-1]
+    call = keras_lstm.layers.RouteCall(
+        keras_lstm.LSTM(3), np.ones((1, 1), bool), True, 1, True
+    )
+    assert last.applies(call) and last.pays(call)
+
+
+def test_force_route_refuses_an_unknown_path_and_restores():
+    layer = keras_lstm.LSTM(3)
+    with pytest.raises(ValueError, match="`path`: 'fast'.*SequencePath"):
+        with keras_lstm.layers.force_route("fast"):
+            pass
+    with keras_lstm.layers.force_route(SequencePath.GENERIC):
+        assert layer.sequence_path() == SequencePath.GENERIC
+    assert layer.sequence_path() == _expected_path("layer", 3)
+
+
+# Forcing skips the measured speed rules (units, small batches) but never
+# sends a call where the path cannot compute it, and a lowering still wins.
+@tensorflow_only
+@pytest.mark.parametrize(
+    "kwargs,mask,training,expected",
+    [
+        ({}, None, False, SequencePath.PARALLEL),
+        ({}, None, True, SequencePath.PARALLEL),
+        ({"dropout": 0.2}, None, True, SequencePath.GENERIC),
+        ({"unroll": True}, None, False, SequencePath.GENERIC),
+        ({}, "mask", False, SequencePath.GENERIC),
+    ],
+)
+def test_force_route_parallel_where_it_applies(
+    kwargs, mask, training, expected
+):
+    layer = keras_lstm.LSTM(3, **kwargs)
+    mask = np.ones((1, 4), bool) if mask else None
+    with keras_lstm.layers.force_route(SequencePath.PARALLEL):
+        path = layer.sequence_path(mask=mask, training=training, batch_size=1)
+        assert path == expected
+        with keras_lstm.layers.lowering(lambda *args: None):
+            assert layer.sequence_path() == SequencePath.LOWERED
+    assert layer.sequence_path(mask=mask, training=training) == (
+        SequencePath.GENERIC
+    )
+
+
+# Under XLA (jit_compile=True) TensorFlow takes the "xla" route wherever
+# tf_sequence computes the call, at every width and batch.
+@tensorflow_only
+@pytest.mark.parametrize(
+    "units,kwargs,mask,training,expected",
+    [
+        (3, {}, None, False, SequencePath.XLA),
+        (128, {}, None, True, SequencePath.XLA),
+        (512, {"go_backwards": True}, None, True, SequencePath.XLA),
+        (8, {"dropout": 0.2}, None, False, SequencePath.XLA),
+        (8, {"dropout": 0.2}, None, True, SequencePath.GENERIC),
+        (8, {"recurrent_dropout": 0.2}, None, True, SequencePath.GENERIC),
+        (8, {"unroll": True}, None, False, SequencePath.GENERIC),
+        (8, {}, "mask", False, SequencePath.GENERIC),
+    ],
+)
+def test_sequence_path_under_xla(units, kwargs, mask, training, expected):
+    layer = keras_lstm.LSTM(units, **kwargs)
+    mask = np.ones((1, 4), bool) if mask else None
+    path = layer.sequence_path(
+        mask=mask, training=training, batch_size=1, jit_compile=True
+    )
+    assert path == expected
+
+
+def _xla_outputs_and_gradients(layer, x, probes):
+    """`outputs_and_gradients`, traced and compiled by XLA."""
+    import tensorflow as tf
+
+    @tf.function(jit_compile=True)
+    def run(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            outputs = keras.tree.flatten(layer(x))
+            loss = sum(
+                tf.reduce_sum(out * probe)
+                for out, probe in zip(outputs, probes, strict=True)
+            )
+        weights = [w.value for w in layer.weights]
+        return outputs, tape.gradient(loss, [x] + weights)
+
+    outputs, grads = run(tf.constant(x))
+    return [o.numpy() for o in outputs], [g.numpy() for g in grads]
+
+
+# keras_lstm.LSTM under XLA against keras.layers.LSTM under XLA, like for
+# like, with the parity suite's tolerances. Weights at Keras's default
+# initialisers: the grid's std-0.5 weights are near-chaotic and amplify
+# any rounding difference, and on them Keras's own XLA LSTM is far from its
+# default path; the XLA route is held to Keras's XLA numbers, not bitwise.
+@tensorflow_only
+@pytest.mark.parametrize("units", [7, 128])
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_parity_under_xla(units, go_backwards, rng):
+    timesteps = 50
+    x = rng.standard_normal((BATCH, timesteps, FEATURES)).astype("float32")
+    kwargs = dict(
+        return_sequences=True, return_state=True, go_backwards=go_backwards
+    )
+    reference = keras.layers.LSTM(units, **kwargs)
+    ours = keras_lstm.LSTM(units, **kwargs)
+    reference.build(x.shape)
+    ours.build(x.shape)
+    ours.set_weights(reference.get_weights())
+    shapes = [(BATCH, timesteps, units)] + [(BATCH, units)] * 2
+    probes = [rng.standard_normal(shape).astype("float32") for shape in shapes]
+    routes = []
+    original = type(ours)._route
+
+    def spy(self, *args, **kw):
+        found = original(self, *args, **kw)
+        routes.append(found.path)
+        return found
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(type(ours), "_route", spy)
+        our_out, our_grads = _xla_outputs_and_gradients(ours, x, probes)
+    assert routes == [SequencePath.XLA]
+    ref_out, ref_grads = _xla_outputs_and_gradients(reference, x, probes)
+    _assert_close_forward(our_out, ref_out, "output under XLA")
+    _assert_close_gradients(our_grads, ref_grads)
+
+
+# A model compiled with jit_compile=True keeps it (nothing in the layer
+# turns XLA off on a CPU), and its train and predict steps take the XLA
+# route; without it, the same model does not.
+@tensorflow_only
+@pytest.mark.parametrize("jit_compile", [True, False])
+def test_jit_compile_stays_on_and_takes_the_xla_route(jit_compile, rng):
+    x = rng.standard_normal((BATCH, 6, FEATURES)).astype("float32")
+    y = rng.standard_normal((BATCH, 2)).astype("float32")
+    model = keras.Sequential(
+        [keras.Input((6, FEATURES)), keras_lstm.LSTM(8), keras.layers.Dense(2)]
+    )
+    model.compile(optimizer="adam", loss="mse", jit_compile=jit_compile)
+    layer = model.layers[0]
+    routes = []
+    original = type(layer)._route
+
+    def spy(self, *args, **kw):
+        found = original(self, *args, **kw)
+        routes.append(found.path)
+        return found
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(type(layer), "_route", spy)
+        model.train_on_batch(x, y)
+        model.predict_on_batch(x)
+    assert model.jit_compile is jit_compile
+    expected = SequencePath.XLA if jit_compile else SequencePath.GENERIC
+    assert routes and set(routes) == {expected}, routes
 
 
 def _init_parameters(cls):
