@@ -237,9 +237,11 @@ def test_export_checks_on_check_data(files, tmp_path, capsys, monkeypatch):
     argv += ["--check-data", str(tmp_path / "check.npy")]
     assert cli.main(argv) == 0
     captured = capsys.readouterr()
-    assert "on 5 sequences" in captured.out
+    assert "on all 5 sequences" in captured.out
     assert "check_data (5 sequences)" in captured.out
-    assert "argmax agreement with Keras: " in captured.out
+    assert "of the spread); held to " in captured.out
+    assert "lowering: float32 max abs error" in captured.out
+    assert "integer LSTMs: within" in captured.out
     assert "TFLite Micro: runnable" in captured.out
 
 
