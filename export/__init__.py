@@ -36,13 +36,8 @@ from keras_lstm.export.saved_model import (
     SignatureTensor,
     to_saved_model,
 )
-from keras_lstm.export.tflite import (
-    ExportError,
-    TFLiteReport,
-    to_tflite,
-    verify_tflite,
-)
-from keras_lstm.export.verification import Verification
+from keras_lstm.export.tflite import ExportError, TFLiteReport, to_tflite
+from keras_lstm.export.verification import Verification, verify_tflite
 
 __all__ = [
     "CSourceReport",

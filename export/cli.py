@@ -34,8 +34,9 @@ from keras_lstm.export import runners
 from keras_lstm.export.c_source import to_c_source
 from keras_lstm.export.inspection import FUSED_OPS
 from keras_lstm.export.quantization import Quantization
+from keras_lstm.export.report import PERSISTENT_STATE
 from keras_lstm.export.saved_model import to_saved_model
-from keras_lstm.export.tflite import PERSISTENT_STATE, ExportError, to_tflite
+from keras_lstm.export.tflite import ExportError, to_tflite
 
 PROG = "keras-lstm"
 TFLITE = "tflite"

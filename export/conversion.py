@@ -7,39 +7,38 @@ state (`calibration.representative_dataset`). The converter's own failures
 become `ExportError`s.
 """
 
-import numpy as np
 import tensorflow as tf
 
 from keras_lstm.export import _compat, calibration, contract
 from keras_lstm.export.errors import ExportError
+from keras_lstm.export.plan import Plan
 from keras_lstm.export.quantization import Quantization, configure_converter
 from keras_lstm.export.tracing import Traced
 
 
 def convert(
-    traced: Traced,
-    quantization: Quantization,
-    *,
-    calibration_data: np.ndarray | None = None,
-    batch_size: int = 1,
-    streaming: bool = False,
-    padding=None,
-    progress=None,
+    traced: Traced, checked: Plan, quantization: Quantization | None = None
 ) -> bytes:
-    """The converted flatbuffer of `traced` in mode `quantization`.
+    """The converted flatbuffer of `traced`, as `checked` plans it.
 
     Args:
         traced: The lowered, traced model (`tracing.trace`).
-        quantization: The mode.
-        calibration_data: Calibration sequences for integer modes.
-        batch_size: The file's batch size.
-        streaming: Whether the file takes one frame per invocation.
-        padding: A masked model's `contract.Padding`, else `None`.
-        progress: Called as `progress(done, total)` per calibration call.
+        checked: The plan: its mode, calibration sequences, batch size,
+            streaming, padding and progress callback.
+        quantization: Another mode than the plan's, converted without
+            calibration (a lossy file's float32 twin), or `None`.
 
     Raises:
         ExportError: if the converter fails.
     """
+    calibration_data = checked.split.calibration
+    if quantization is None:
+        quantization = checked.quantization
+    elif quantization.needs_representative_data:
+        raise ValueError(f"{quantization.value!r} needs the plan's own mode.")
+    else:
+        calibration_data = None
+    batch_size, progress = checked.batch_size, checked.progress
     # The converter must see the tf.Variables behind Keras 3's variables:
     # given a trackable that holds them, it saves a SavedModel, keeps the
     # `api_implements` functions whole (fusing them) and freezes the
@@ -66,10 +65,10 @@ def convert(
             dataset = calibration.representative_dataset(
                 calibration_data,
                 batch_size=batch_size,
-                streaming=streaming,
+                streaming=checked.streaming,
                 reset=reset,
                 progress=progress,
-                padding=padding,
+                padding=checked.padding,
             )
         # Without a fused LSTM (an external-state step) the converter's own
         # 16x8 mode applies; with one, int16x8 is rewritten from int8.

@@ -37,7 +37,17 @@ import warnings
 import keras
 import numpy as np
 
-from keras_lstm.export import _compat, fidelity, runners
+from keras_lstm.export import (
+    _compat,
+    arguments,
+    fidelity,
+    flatbuffer,
+    inputs,
+    inspection,
+    lowering,
+    multi_io,
+    runners,
+)
 from keras_lstm.export.errors import ExportError
 from keras_lstm.export.quantization import Quantization
 
@@ -711,3 +721,86 @@ def verify_file(
         ),
         runner,
     )
+
+
+def verify_tflite(
+    model: keras.Model,
+    path: str | os.PathLike,
+    check_data,
+    *,
+    tolerance: float | None = None,
+    min_agreement: float | None = None,
+    max_relative_error: float | None = None,
+) -> Verification:
+    """Verifies a TFLite file already on disk against its Keras model.
+
+    The same check `to_tflite` runs before it writes (after a firmware
+    step, say, or on a file from another tool), on all of `check_data`:
+    for integer files the fused LSTM ops' fidelity, and the loss as users
+    judge it (see `to_tflite`). The lowering check needs the export
+    itself and is not repeated here.
+
+    Args:
+        model: The Keras model the file stands for.
+        path: The `.tflite` file.
+        check_data: Held-out inputs, as `to_tflite` takes them.
+        tolerance: A max-abs bound replacing the default criterion.
+        min_agreement: For class outputs of a lossy file, the least share
+            of agreeing decisions (default 0.98).
+        max_relative_error: For value outputs of a lossy file, the largest
+            RMS error as a share of the outputs' spread (default 0.1).
+
+    Returns:
+        A `verification.Verification`.
+
+    Raises:
+        FileNotFoundError: if there is no file at `path`.
+        ValueError: for check data that does not fit the model.
+        ExportError: if the file fails, with the figures.
+    """
+    lowering.require_tensorflow_backend("verify_tflite")
+    criterion = dict(
+        tolerance=arguments.tolerance(tolerance),
+        min_agreement=arguments.share("min_agreement", min_agreement),
+        max_relative_error=arguments.positive_float(
+            "max_relative_error", max_relative_error
+        ),
+    )
+    if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"Received an invalid value for argument `path`: no file at "
+            f"{str(path)!r}."
+        )
+    with open(path, "rb") as file:
+        content = file.read()
+    quantization = inspection.quantization_of(content)
+    names_in = names_out = None
+    if multi_io.applies(model):
+        shapes = multi_io.input_shapes(model, None)
+        check = multi_io.data("check_data", check_data, model, shapes)
+        names_in = tuple(runners.load_tflite(path).input_names)
+        names_out = tuple(runners.load_tflite(path).output_names)
+    else:
+        check = [inputs.data("check_data", check_data, inputs.describe(model))]
+    if check is None or check[0] is None:
+        raise ValueError(
+            "Received an invalid value for argument `check_data`: None. "
+            "Give held-out inputs to verify the file on."
+        )
+    streaming = flatbuffer.graph_inputs(content)[0].shape[1:2] == (1,) and (
+        check[0].ndim > 1 and check[0].shape[1] > 1
+    )
+    verified, _ = verify_file(
+        path,
+        model,
+        check,
+        f"check_data ({check[0].shape[0]} sequences)",
+        quantization=quantization,
+        streaming=streaming,
+        batch_size=int(flatbuffer.graph_inputs(content)[0].shape[0]),
+        integer_content=content if quantization is Quantization.INT8 else None,
+        names_in=names_in,
+        names_out=names_out,
+        **criterion,
+    )
+    return verified
