@@ -192,14 +192,31 @@ def trial(seed, quantization, folder, *, epochs=8):
     try:
         actual = load_tflite(path).predict(fresh)
         expected = np.asarray(drawn.model.predict(fresh, verbose=0))
-        problems = report.verification.problems(actual, expected)
+        problems = _problems(report, actual, expected)
     except Exception:  # noqa: BLE001
         return "crashed", drawn.description, traceback.format_exc()[-800:]
-    quanta = report.verification.lstm_error_quanta
+    quanta = getattr(
+        getattr(report, "verification", None), "lstm_error_quanta", None
+    )
     fidelity = "" if quanta is None else f"LSTM fidelity {quanta:.2f} quanta"
     if problems:
         return "failed_fresh", drawn.description, "; ".join(problems)
     return "held", drawn.description, fidelity
+
+
+def _problems(report, actual, expected):
+    """Why the file fails on fresh data, by the criterion it was held to.
+
+    Releases before the criteria by output kind held every file to a
+    max-abs `report.tolerance`; the same generator measures them so.
+    """
+    checked = getattr(report, "verification", None)
+    if checked is not None:
+        return checked.problems(actual, expected)
+    error = float(np.max(np.abs(actual - expected)))
+    if error <= report.tolerance:
+        return []
+    return [f"max abs error {error:.3g} past {report.tolerance:.3g}"]
 
 
 def run(models, *, seed=0, quantization="int8", verbose=True):
