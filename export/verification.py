@@ -345,7 +345,7 @@ class Verification:
             quanta (`keras_lstm.export.fidelity`); else `None`.
         ranges: How much of the check data the file's integer input and
             output clip.
-        rule: The `Criterion` the outputs were held to.
+        rules: The `Criterion` each output was held to.
         kinds: Each output's `OutputKind`.
     """
 
@@ -359,7 +359,7 @@ class Verification:
     lowering_tolerance: float
     lstm_error_quanta: float | None = None
     ranges: Ranges = Ranges()
-    rule: Criterion = Criterion()
+    rules: tuple[Criterion, ...] = (Criterion(),)
     kinds: tuple[OutputKind, ...] = (OutputKind.VALUES,)
 
     def problems(self, actual, expected) -> list[str]:
@@ -378,11 +378,13 @@ class Verification:
         if not isinstance(actual, (list, tuple)):
             actual, expected = [actual], [expected]
         found = []
-        for got, want, kind in zip(actual, expected, self.kinds, strict=True):
+        for got, want, kind, rule in zip(
+            actual, expected, self.kinds, self.rules, strict=True
+        ):
             if np.shape(got) != np.shape(want):
                 found.append(f"shape {np.shape(got)} != {np.shape(want)}")
                 continue
-            problem = self.rule.problem(loss(got, want, kind))
+            problem = rule.problem(loss(got, want, kind))
             if problem is not None:
                 found.append(problem)
         return found
@@ -469,7 +471,7 @@ def judge(
     actual: list[np.ndarray],
     expected: list[np.ndarray],
     kinds: tuple[OutputKind, ...],
-    rule: Criterion,
+    rules: tuple[Criterion, ...],
     *,
     check_name: str,
     sequences: int,
@@ -478,18 +480,18 @@ def judge(
     streaming: bool,
     names: tuple[str, ...] | None = None,
 ) -> tuple[tuple[Loss, ...], tuple[str, ...]]:
-    """Each output's `Loss`, held to `rule`.
+    """Each output's `Loss`, held to its `Criterion` in `rules`.
 
     Returns:
         `(losses, criteria in words)`.
 
     Raises:
-        ExportError: on a shape mismatch, or an output that fails `rule`,
+        ExportError: on a shape mismatch, or an output that fails its rule,
             with the figures and what to do.
     """
     losses, criteria = [], []
-    for index, (got, want, kind) in enumerate(
-        zip(actual, expected, kinds, strict=True)
+    for index, (got, want, kind, rule) in enumerate(
+        zip(actual, expected, kinds, rules, strict=True)
     ):
         label = f"output {names[index]!r}" if names else "output"
         if got.shape != want.shape:
@@ -601,7 +603,6 @@ def verify_file(
     check_name: str,
     *,
     quantization: Quantization,
-    rule: Criterion | None = None,
     tolerance: float | None = None,
     min_agreement: float | None = None,
     max_relative_error: float | None = None,
@@ -672,20 +673,24 @@ def verify_file(
                 "broken rewrite; a faithful op stays within a few). "
                 "Please report this with the model's summary."
             )
-    if rule is None:
-        rule = criterion(
+    # Each output to its own criterion: a float bound scales with its own
+    # outputs (an encoder's h and its unbounded c differ).
+    rules = tuple(
+        criterion(
             quantization,
-            np.concatenate([e.ravel() for e in expected]),
+            want,
             tolerance=tolerance,
             min_agreement=min_agreement,
             max_relative_error=max_relative_error,
         )
+        for want in expected
+    )
     kinds = output_kinds(model)
     losses, criteria = judge(
         actual,
         expected,
         kinds,
-        rule,
+        rules,
         check_name=check_name,
         sequences=sequences,
         timesteps=timesteps,
@@ -711,12 +716,15 @@ def verify_file(
             timesteps=timesteps,
             losses=losses,
             criteria=criteria,
-            tolerance=rule.max_abs,
+            tolerance=max(
+                (r.max_abs for r in rules if r.max_abs is not None),
+                default=None,
+            ),
             lowering_error=lowering_error,
             lowering_tolerance=lowering_tolerance,
             lstm_error_quanta=quanta,
             ranges=found,
-            rule=rule,
+            rules=rules,
             kinds=kinds,
         ),
         runner,

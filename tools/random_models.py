@@ -83,25 +83,20 @@ class Draw:
 
 
 def _recurrent(rng, units, return_sequences):
-    kind = rng.choice(["keras_lstm", "keras", "rnn_cell"])
-    go_backwards = bool(rng.random() < 0.25)
+    kind = str(rng.choice(["keras_lstm", "keras", "rnn_cell"]))
+    bidirectional = bool(rng.random() < 0.3)
+    # Keras's Bidirectional refuses a layer that already runs backwards.
+    go_backwards = not bidirectional and bool(rng.random() < 0.25)
+    options = dict(return_sequences=return_sequences, go_backwards=go_backwards)
     if kind == "keras_lstm":
-        layer = keras_lstm.LSTM(
-            units, return_sequences=return_sequences, go_backwards=go_backwards
-        )
+        layer = keras_lstm.LSTM(units, **options)
     elif kind == "keras":
-        layer = keras.layers.LSTM(
-            units, return_sequences=return_sequences, go_backwards=go_backwards
-        )
+        layer = keras.layers.LSTM(units, **options)
     else:
-        layer = keras.layers.RNN(
-            keras.layers.LSTMCell(units),
-            return_sequences=return_sequences,
-            go_backwards=go_backwards,
-        )
+        layer = keras.layers.RNN(keras.layers.LSTMCell(units), **options)
     name = f"{kind}({units}{', back' if go_backwards else ''})"
-    if rng.random() < 0.3:
-        merge = rng.choice(["concat", "sum", "mul", "ave"])
+    if bidirectional:
+        merge = str(rng.choice(["concat", "sum", "mul", "ave"]))
         return keras.layers.Bidirectional(layer, merge_mode=merge), (
             f"Bidirectional[{merge}]({name})"
         )
