@@ -188,6 +188,16 @@ def check_lstm_layer(
             "needs the whole sequence before its first output",
             "Export with streaming=False (whole sequences).",
         )
+    if getattr(cell, "_is_variant", False):
+        # TFLite's op runs the variants, but the converter's Keras fusion
+        # knows only the plain LSTM (issue 21, item 4).
+        _refuse(
+            layer,
+            "it is an LSTM variant "
+            f"({keras_lstm.layers._variant_summary(cell)}), which this "
+            "export does not write into the fused op yet",
+            "Train a plain LSTM to export it, or run the variant in Keras.",
+        )
 
 
 def _activation_name(activation):

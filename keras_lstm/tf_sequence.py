@@ -98,6 +98,7 @@ def lstm_sequence(
     go_backwards=False,
     return_sequences=True,
     parallel_gates=False,
+    variant=None,
 ):
     """Runs `recurrence.lstm_step` over a whole sequence.
 
@@ -114,21 +115,23 @@ def lstm_sequence(
 
     Args:
         inputs: `(batch, time, features)`.
-        h0: `(batch, units)` initial hidden state.
+        h0: `(batch, h_dim)` initial hidden state (`h_dim` is
+            `projection_units` under a projection, else `units`).
         c0: `(batch, units)` initial cell state.
-        kernel: `(features, 4 * units)`.
-        recurrent_kernel: `(units, 4 * units)`.
+        kernel: `(features, G * units)`, G = 4 gate blocks (3 under CIFG).
+        recurrent_kernel: `(h_dim, G * units)`.
         activation: callable, as in `lstm_step`.
         recurrent_activation: callable, as in `lstm_step`.
-        bias: optional `(4 * units,)`, as in `lstm_step`.
+        bias: optional `(G * units,)`, as in `lstm_step`.
         go_backwards: process the sequence from its last step to its first;
             the outputs are then in processing (reversed) order, as in Keras.
         return_sequences: whether to collect the output of every step.
-        parallel_gates: compute `h_{t-1} U` as four gate products that run
+        parallel_gates: compute `h_{t-1} U` as G gate products that run
             side by side (`parallel_matmul`).
+        variant: optional `recurrence.LSTMVariant`, as in `lstm_step`.
 
     Returns:
-        `(last_output, outputs, h, c)`. `outputs` is `(batch, time, units)`
+        `(last_output, outputs, h, c)`. `outputs` is `(batch, time, h_dim)`
         when `return_sequences`, else `last_output[:, None, :]`.
     """
     time_major = tf.transpose(inputs, [1, 0, 2])
@@ -146,7 +149,11 @@ def lstm_sequence(
     )
 
     blocks = (
-        split_for_parallel_matmul(recurrent_kernel) if parallel_gates else None
+        split_for_parallel_matmul(
+            recurrent_kernel, parts=recurrence.gate_count(variant)
+        )
+        if parallel_gates
+        else None
     )
 
     def body(t, h, c, outputs_ta):
@@ -163,6 +170,7 @@ def lstm_sequence(
                 if parallel_gates
                 else None
             ),
+            variant=variant,
         )
         if return_sequences:
             outputs_ta = outputs_ta.write(t, gates.h)
