@@ -70,6 +70,21 @@ VARIANTS = {
 }
 UNITS, FEATURES, BATCH, STEPS = 5, 4, 3, 6
 
+# The gate math (`lstm_step`, in `keras.ops`) differs by backend, so every
+# backend checks every variant's numbers. Save/load and Bidirectional are
+# Keras's own plumbing, the same code on every backend, and JAX compiles a
+# new loop for each layer (seconds each on 2 cores): off TensorFlow they
+# run for two combinations that hold every option between them.
+EVERY_BACKEND = sorted(VARIANTS)
+PLUMBING = (
+    sorted(VARIANTS)
+    if BACKEND == "tensorflow"
+    else ["all", "layer_norm_projection"]
+)
+GRADIENTS = ["all", "layer_norm_projection", "cifg_layer_norm", "cell_clip"]
+if BACKEND != "tensorflow":
+    GRADIENTS = GRADIENTS[:2]
+
 
 def _sigmoid(z):
     return 1.0 / (1.0 + np.exp(-z))
@@ -238,23 +253,42 @@ def test_tflite_golden(case):
 # -- the NumPy reference: clipping, batch > 1, every variant ---------------
 
 
-@pytest.mark.parametrize("name", sorted(VARIANTS))
-def test_outputs_and_states_match_numpy(name, rng):
-    """Batch 3, batch-major, against `_numpy_lstm`, with return_state."""
+@pytest.mark.parametrize("name", EVERY_BACKEND)
+def test_outputs_states_and_masking_match_numpy(name, rng):
+    """Batch 3, batch-major, with return_state; then with right-padded rows,
+    which must give the outputs and states of their valid steps."""
     variant = VARIANTS[name]
     layer, x, weights = _built(
         variant, rng, return_sequences=True, return_state=True
     )
+    x64 = x.astype("float64")
     out, h, c = layer(x)
-    expected, h_ref, c_ref = _numpy_lstm(x.astype("float64"), weights, variant)
+    expected, h_ref, c_ref = _numpy_lstm(x64, weights, variant)
     h_dim = variant.get("projection_units", UNITS)
     assert tuple(out.shape) == (BATCH, STEPS, h_dim)
     assert tuple(h.shape) == (BATCH, h_dim) and tuple(c.shape) == (BATCH, UNITS)
-    for label, got, ref in (("outputs", out, expected), ("h", h, h_ref)):
+    for label, got, ref in (
+        ("outputs", out, expected),
+        ("h", h, h_ref),
+        ("c", c, c_ref),
+    ):
         err = _max_error(got, ref)
         assert err <= ATOL, f"{name} {label}: max abs error {err:.3g}"
-    err = _max_error(c, c_ref)
-    assert err <= ATOL, f"{name} c: max abs error {err:.3g}"
+
+    lengths = [STEPS, 4, 2]
+    mask = np.arange(STEPS)[None, :] < np.array(lengths)[:, None]
+    out, h, c = layer(x, mask=mask)
+    for row, length in enumerate(lengths):
+        ref, h_ref, c_ref = _numpy_lstm(
+            x64[row : row + 1, :length], weights, variant
+        )
+        for label, got, expected in (
+            ("outputs", out[row, :length], ref[0]),
+            ("h", h[row], h_ref[0]),
+            ("c", c[row], c_ref[0]),
+        ):
+            err = _max_error(got, expected)
+            assert err <= ATOL, f"{name} masked row {row} {label}: {err:.3g}"
 
 
 @pytest.mark.parametrize(
@@ -284,9 +318,7 @@ def test_clipping_bites(variant, rng):
     assert err <= ATOL, f"max abs error {err:.3g}"
 
 
-@pytest.mark.parametrize(
-    "name", ["all", "layer_norm_projection", "cifg_layer_norm", "cell_clip"]
-)
+@pytest.mark.parametrize("name", GRADIENTS)
 def test_gradients_match_central_differences(name, rng):
     variant = VARIANTS[name]
     layer = keras_lstm.LSTM(4, return_sequences=True, **variant)
@@ -349,10 +381,12 @@ def _expected_weight_shapes(variant, features=FEATURES, units=UNITS):
     return shapes
 
 
-@pytest.mark.parametrize("name", sorted(VARIANTS))
-def test_weights_config_and_cell(name, rng):
+@pytest.mark.parametrize("name", PLUMBING)
+def test_weights_config_and_save_load_in_safe_mode(name, rng, tmp_path):
     variant = VARIANTS[name]
-    layer, x, _ = _built(variant, rng)
+    inputs = keras.Input((STEPS, FEATURES))
+    layer = keras_lstm.LSTM(UNITS, **variant)
+    model = keras.Model(inputs, layer(inputs))
     shapes = {w.name: tuple(w.shape) for w in layer.weights}
     assert shapes == _expected_weight_shapes(variant)
     h_dim = variant.get("projection_units", UNITS)
@@ -361,18 +395,24 @@ def test_weights_config_and_cell(name, rng):
     config = layer.get_config()
     for key, default in VARIANT_DEFAULTS.items():
         assert config[key] == variant.get(key, default), key
-    clone = keras_lstm.LSTM.from_config(config)
-    assert clone.get_config() == config
+    assert keras_lstm.LSTM.from_config(config).get_config() == config
     cell = keras_lstm.LSTMCell(UNITS, **variant)
     assert keras_lstm.LSTMCell.from_config(cell.get_config()).get_config() == (
         cell.get_config()
     )
 
+    _random_weights(layer, rng)
+    x = rng.standard_normal((BATCH, STEPS, FEATURES)).astype("float32")
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
+    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))
+    assert loaded.layers[-1].get_config() == config
+
 
 def test_initial_weights():
     layer = keras_lstm.LSTM(UNITS, **VARIANTS["all"])
     layer.build((None, None, FEATURES))
-    weights = {w.name: np.asarray(w) for w in layer.weights}
+    weights = {w.name: keras.ops.convert_to_numpy(w) for w in layer.weights}
     assert not weights["peephole_kernel"].any()
     assert (weights["layer_norm_scale"] == 1).all()
     assert not weights["projection_bias"].any()
@@ -381,41 +421,7 @@ def test_initial_weights():
     np.testing.assert_array_equal(weights["bias"], expected)
 
 
-@pytest.mark.parametrize("name", sorted(VARIANTS))
-def test_save_and_load_in_safe_mode(name, rng, tmp_path):
-    variant = VARIANTS[name]
-    inputs = keras.Input((STEPS, FEATURES))
-    model = keras.Model(inputs, keras_lstm.LSTM(UNITS, **variant)(inputs))
-    _random_weights(model.layers[-1], rng)
-    x = rng.standard_normal((BATCH, STEPS, FEATURES)).astype("float32")
-    model.save(tmp_path / "model.keras")
-    loaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
-    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))
-    assert loaded.layers[-1].get_config() == model.layers[-1].get_config()
-
-
-@pytest.mark.parametrize("name", sorted(VARIANTS))
-def test_masking_skips_padded_steps(name, rng):
-    """Right-padded rows give the state of their valid steps."""
-    variant = VARIANTS[name]
-    layer, x, weights = _built(variant, rng, return_state=True)
-    lengths = [STEPS, 4, 2]
-    mask = np.arange(STEPS)[None, :] < np.array(lengths)[:, None]
-    out, h, c = layer(x, mask=mask)
-    for row, length in enumerate(lengths):
-        ref, h_ref, c_ref = _numpy_lstm(
-            x[row : row + 1, :length].astype("float64"), weights, variant
-        )
-        for label, got, expected in (
-            ("output", out[row], ref[0, -1]),
-            ("h", h[row], h_ref[0]),
-            ("c", c[row], c_ref[0]),
-        ):
-            err = _max_error(got, expected)
-            assert err <= ATOL, f"{name} row {row} {label}: {err:.3g}"
-
-
-@pytest.mark.parametrize("name", sorted(VARIANTS))
+@pytest.mark.parametrize("name", PLUMBING)
 def test_bidirectional(name, rng):
     variant = VARIANTS[name]
     layer = keras.layers.Bidirectional(
@@ -468,8 +474,11 @@ def test_initial_state_has_h_dim_and_units(name, rng):
         layer(x, initial_state=[c0[:, :1], c0])
 
 
-@pytest.mark.parametrize("implementation", [1, 2])
-@pytest.mark.parametrize("name", ["all", "cifg", "layer_norm_projection"])
+# Implementation 1 draws one mask per gate block: 3 under CIFG.
+@pytest.mark.parametrize(
+    "name,implementation",
+    [("all", 1), ("all", 2), ("layer_norm_projection", 1)],
+)
 def test_dropout_trains_and_is_off_at_inference(name, implementation, rng):
     variant = VARIANTS[name]
     layer, x, weights = _built(
