@@ -31,6 +31,14 @@ class LSTMOperands:
         gate_biases: Gate biases, one per gate.
         hidden_state: The variable tensor holding `h` between invocations.
         cell_state: The variable tensor holding `c` between invocations.
+        peephole_weights: The variants' peephole diagonals, `(units,)`
+            each, for the input, forget and output gates (optional; the
+            input gate's is absent under CIFG).
+        projection_weights: The projection, `(projection_units, units)`
+            (optional).
+        projection_bias: The projection's bias (optional).
+        layer_norm_coefficients: The layer-norm coefficients, one per gate
+            (optional; the input gate's is absent under CIFG).
         gate_intermediates: Intermediates (integer op only) holding each
             gate's pre-activation scale.
         hidden_intermediate: The integer op's `effective_hidden_scale`
@@ -45,6 +53,10 @@ class LSTMOperands:
     cell_state: int = 19
     gate_intermediates: tuple[int, int, int, int] = (0, 1, 2, 3)
     hidden_intermediate: int = 4
+    peephole_weights: tuple[int, int, int] = (9, 10, 11)
+    projection_weights: int = 16
+    projection_bias: int = 17
+    layer_norm_coefficients: tuple[int, int, int, int] = (20, 21, 22, 23)
 
     @property
     def weights(self) -> tuple[int, ...]:
@@ -319,6 +331,34 @@ def float_weight_lstm_ops(content: bytes) -> tuple[int, ...]:
     return tuple(result)
 
 
+def lstm_options(content: bytes) -> tuple[dict, ...]:
+    """The options of each fused LSTM op in the first subgraph.
+
+    Args:
+        content: The file's bytes.
+
+    Returns:
+        One dict per `UNIDIRECTIONAL_SEQUENCE_LSTM`, in execution order:
+        `cell_clip`, `proj_clip` (0 means no clipping) and `time_major`.
+    """
+    model = unpack(content)
+    result = []
+    subgraph = model.subgraphs[0]
+    for op, name in zip(
+        subgraph.operators, object_op_names(model, subgraph), strict=True
+    ):
+        if name == LSTM_OP:
+            options = op.builtinOptions
+            result.append(
+                {
+                    "cell_clip": float(options.cellClip),
+                    "proj_clip": float(options.projClip),
+                    "time_major": bool(options.timeMajor),
+                }
+            )
+    return tuple(result)
+
+
 def unpack(content: bytes):
     """The file as TFLite's mutable object tree (`ModelT`), for rewriting.
 
@@ -363,6 +403,7 @@ __all__ = [
     "graph_inputs",
     "graph_outputs",
     "is_constant",
+    "lstm_options",
     "metadata",
     "object_op_names",
     "op_names",

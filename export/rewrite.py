@@ -19,6 +19,26 @@ a third, last, to every file `to_tflite` writes:
   files, 4 in float32 ones. Emptied, the same model and data give the same
   bytes.
 
+# LSTM variants
+
+`write_lstm_variants` writes peepholes, CIFG, layer norm, a projection and
+the clips into float32 files. TFLite's kernel takes them as optional
+operands of the fused op (`lstm_shared.h`; `lstm_eval.cc`, `LstmStepFloat`,
+for the equations), but the converter's Keras fusion
+(`lstm_utils.cc`, `ConvertKerasLSTMLayer`) builds only four gate blocks of
+weights and biases, takes `n_output` from the recurrent kernel's rows (so
+a projection's output size is already right) and leaves operands 9-11,
+16-17 and 20-23 empty, with `cell_clip` 10 and `proj_clip` 0. The rewrite
+
+- finds each variant's op by its forget-gate input weights (operand 2),
+  which every variant has;
+- adds the peephole diagonals (9-11), the projection `P^T` and its bias
+  (16-17) and the layer-norm coefficients (20-23) as float32 constants;
+- under CIFG empties the input gate's operands (1, 5, 12; 9 and 20 stay
+  empty), which the lowering filled with zeros;
+- sets `cell_clip` and `proj_clip` (0, no clipping, where Keras has
+  `None`).
+
 # Integer LSTM repair
 
 Two quirks of the converter's integer LSTM output, each measured on small
@@ -154,6 +174,164 @@ def drop_unused_buffers(content: bytes) -> bytes:
     for buffer in unused:
         buffer.data = None
     return _pack(model)
+
+
+# ---------------------------------------------------------------------------
+# LSTM variants.
+
+
+def _float32_values(model, tensor):
+    schema = _compat.tflite_schema()
+    if tensor.type != schema.TensorType.FLOAT32 or not flatbuffer.is_constant(
+        model, tensor
+    ):
+        return None
+    data = bytes(model.buffers[tensor.buffer].data)
+    shape = tuple(int(d) for d in tensor.shape)
+    return np.frombuffer(data, np.float32).reshape(shape)
+
+
+def _add_constant(model, subgraph, name, values):
+    schema = _compat.tflite_schema()
+    values = np.ascontiguousarray(values, np.float32)
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(values.tobytes(), np.uint8)
+    model.buffers.append(buffer)
+    tensor = schema.TensorT()
+    tensor.name = name
+    tensor.shape = np.asarray(values.shape, np.int32)
+    tensor.type = schema.TensorType.FLOAT32
+    tensor.buffer = len(model.buffers) - 1
+    subgraph.tensors.append(tensor)
+    return len(subgraph.tensors) - 1
+
+
+def _variant_operands(variant):
+    """`{operand: (suffix, values)}` for a variant's optional operands."""
+    names = ("f", "c", "o") if variant.coupled_input_forget else "ifco"
+    operands = {}
+    if variant.peephole_kernel is not None:
+        rows = [n for n in names if n != "c"]
+        for gate, values in zip(rows, variant.peephole_kernel, strict=True):
+            slot = LSTM.peephole_weights["ifo".index(gate)]
+            operands[slot] = (f"cell_to_{gate}_weights", values)
+    if variant.layer_norm_scale is not None:
+        for gate, values in zip(names, variant.layer_norm_scale, strict=True):
+            slot = LSTM.layer_norm_coefficients["ifco".index(gate)]
+            operands[slot] = (f"{gate}_layer_norm_coefficients", values)
+    if variant.projection_kernel is not None:
+        operands[LSTM.projection_weights] = (
+            "projection_weights",
+            variant.projection_kernel.T,
+        )
+        if variant.projection_bias is not None:
+            operands[LSTM.projection_bias] = (
+                "projection_bias",
+                variant.projection_bias,
+            )
+    return operands
+
+
+def write_lstm_variants(content: bytes, variants) -> bytes:
+    """Writes each lowered LSTM variant into its fused op (float32 files).
+
+    See "LSTM variants" above for what changes and the TFLite sources it
+    relies on.
+
+    Args:
+        content: The converted file, float32 weights.
+        variants: The `keras_lstm.export.lowering.LoweredVariant`s that
+            `fused_sequence(..., variants=[...])` collected.
+
+    Returns:
+        The file's bytes; `content` itself when `variants` is empty.
+
+    Raises:
+        ValueError: if no op has a variant's float32 forget-gate weights,
+            or two variants have the same ones.
+    """
+    if not variants:
+        return content
+    model = flatbuffer.unpack(content)
+    subgraph = model.subgraphs[0]
+    lstm_ops = [
+        op
+        for op, name in zip(
+            subgraph.operators,
+            flatbuffer.object_op_names(model, subgraph),
+            strict=True,
+        )
+        if name == LSTM_OP
+    ]
+    # A function traced twice records its layers twice: one per name.
+    by_name = {lowered.name: lowered for lowered in variants}
+    written = set()
+    for op in lstm_ops:
+        values = _float32_values(
+            model, subgraph.tensors[op.inputs[LSTM.input_weights[1]]]
+        )
+        matches = [
+            lowered
+            for lowered in by_name.values()
+            if values is not None
+            and np.array_equal(values, lowered.forget_kernel.T)
+        ]
+        if len(matches) > 1:
+            raise ValueError(
+                "LSTM variants "
+                f"{sorted(lowered.name for lowered in matches)} have the "
+                "same forget-gate weights, so their fused ops cannot be "
+                "told apart. Give the layers different weights."
+            )
+        if matches:
+            _write_variant(model, subgraph, op, matches[0])
+            written.add(matches[0].name)
+    missing = sorted(set(by_name) - written)
+    if missing:
+        raise ValueError(
+            f"LSTM variants {missing}: no fused LSTM op has their float32 "
+            "forget-gate weights. Variants are written into float32 files "
+            "only, before any quantization."
+        )
+    _release_orphans(model, subgraph)
+    return _pack(model)
+
+
+def _write_variant(model, subgraph, op, lowered):
+    inputs = [int(i) for i in op.inputs]
+    variant = lowered.variant
+    if variant.coupled_input_forget:
+        for slot in (
+            LSTM.input_weights[0],
+            LSTM.recurrent_weights[0],
+            LSTM.gate_biases[0],
+        ):
+            inputs[slot] = -1
+    for slot, (suffix, values) in _variant_operands(variant).items():
+        inputs[slot] = _add_constant(
+            model, subgraph, f"{lowered.name}/{suffix}", values
+        )
+    op.inputs = np.asarray(inputs, np.int32)
+    op.builtinOptions.cellClip = float(variant.cell_clip or 0.0)
+    op.builtinOptions.projClip = float(variant.projection_clip or 0.0)
+
+
+def _release_orphans(model, subgraph):
+    """Constants no operator reads any more lose their data.
+
+    CIFG's stand-in input-gate operands; `drop_unused_buffers` then empties
+    their buffers.
+    """
+    used = set()
+    for op in subgraph.operators:
+        for operands in (op.inputs, op.intermediates):
+            if operands is not None:
+                used.update(int(i) for i in operands)
+    used.update(int(i) for i in subgraph.inputs)
+    used.update(int(i) for i in subgraph.outputs)
+    for index, tensor in enumerate(subgraph.tensors):
+        if index not in used and flatbuffer.is_constant(model, tensor):
+            tensor.buffer = 0
 
 
 # ---------------------------------------------------------------------------
@@ -384,4 +562,9 @@ def requantize_int16x8(content: bytes) -> bytes:
     return _pack(model)
 
 
-__all__ = ["INT16X8_OPS", "repair_integer_lstms", "requantize_int16x8"]
+__all__ = [
+    "INT16X8_OPS",
+    "repair_integer_lstms",
+    "requantize_int16x8",
+    "write_lstm_variants",
+]

@@ -1,0 +1,270 @@
+"""LSTM variants exported as one fused `UNIDIRECTIONAL_SEQUENCE_LSTM` each.
+
+`lowering.fused_lowering(variants=[...])` lowers every variant to the
+converter's plain fused op and records it; `rewrite.write_lstm_variants`
+then writes peepholes (operands 9-11), CIFG (1, 5, 9, 12, 20 empty), the
+projection (16-17), layer norm (20-23) and the clips into the float32 file.
+The files run on LiteRT against the Keras model on held-out data, and the
+operands are read back from the flatbuffer.
+
+`to_tflite` does not call the rewrite yet and refuses variants by name
+(tested last).
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_lstm
+from keras_lstm.export import flatbuffer, lowering, rewrite
+
+pytestmark = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="export needs TensorFlow"
+)
+
+BATCH, STEPS, FEATURES = 2, 7, 3
+# The lowering is float32 on both sides, the same equations in another
+# order of summation (TFLite adds gate by gate, its bias first): measured
+# 3e-8 to 1.2e-7. 1e-5 is TFLite's own kernel-test tolerance; a wrong
+# operand (a missing peephole, the projection transposed, the input gate
+# not emptied under CIFG) is off by 1e-2 or more.
+ATOL = 1e-5
+
+MODELS = {
+    "peephole_projection": [
+        dict(units=6, use_peepholes=True, projection_units=4)
+    ],
+    "cifg_peephole_layer_norm": [
+        dict(
+            units=5,
+            coupled_input_forget=True,
+            use_peepholes=True,
+            use_layer_norm=True,
+        )
+    ],
+    "all_with_clips": [
+        dict(
+            units=6,
+            use_peepholes=True,
+            coupled_input_forget=True,
+            use_layer_norm=True,
+            projection_units=4,
+            use_projection_bias=True,
+            cell_clip=0.2,
+            projection_clip=0.4,
+        )
+    ],
+    # A plain layer, then a Bidirectional variant (one backward op).
+    "stack_plain_then_bidirectional": [
+        dict(units=5),
+        dict(
+            units=4,
+            use_layer_norm=True,
+            projection_units=3,
+            bidirectional=True,
+        ),
+    ],
+}
+
+
+def _model(specs, rng):
+    inputs = keras.Input((STEPS, FEATURES))
+    x = inputs
+    for spec in specs:
+        spec = dict(spec)
+        bidirectional = spec.pop("bidirectional", False)
+        layer = keras_lstm.LSTM(
+            spec.pop("units"), return_sequences=True, **spec
+        )
+        if bidirectional:
+            layer = keras.layers.Bidirectional(layer)
+        x = layer(x)
+    model = keras.Model(inputs, keras.layers.Dense(2)(x))
+    model.set_weights(
+        [
+            (
+                0.5 * rng.standard_normal(w.shape)
+                + (w.name == "layer_norm_scale")
+            ).astype("float32")
+            for w in model.weights
+        ]
+    )
+    return model
+
+
+def _convert(model):
+    """Lowered, converted and rewritten: what `to_tflite` would do."""
+    export = lowering.export_model(model, batch_size=BATCH, timesteps=STEPS)
+    variants = []
+    spec = tf.TensorSpec((BATCH, STEPS, FEATURES), tf.float32)
+
+    def serve(x):
+        with lowering.fused_lowering(variants=variants):
+            return {"output": export(x, training=False)}
+
+    function = tf.function(serve, input_signature=[spec])
+    concrete = function.get_concrete_function()
+    # As `to_tflite`: a trackable holding the variables keeps the
+    # `api_implements` functions whole.
+    module = tf.Module()
+    module.weights = [v.value for v in export.variables]
+    module.serve = function
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [concrete], module
+    )
+    content = converter.convert()
+    content = rewrite.write_lstm_variants(content, variants)
+    return rewrite.drop_unused_buffers(content), export, variants
+
+
+def _run(content, x):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=content)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.invoke()
+    out = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    return out, interpreter
+
+
+@pytest.fixture(scope="module", params=sorted(MODELS))
+def exported(request):
+    keras.utils.clear_session()
+    rng = np.random.default_rng(1)
+    model = _model(MODELS[request.param], rng)
+    content, export, variants = _convert(model)
+    return request.param, model, export, content, variants
+
+
+def _variant_layers(model):
+    return [
+        layer
+        for layer in lowering.iter_layers(model)
+        if isinstance(layer, keras_lstm.LSTM) and layer.cell._is_variant
+    ]
+
+
+def test_builtin_fused_and_matches_keras_on_held_out_data(exported):
+    name, model, export, content, variants = exported
+    names = flatbuffer.op_names(content)
+    lstm_layers = [
+        layer
+        for layer in lowering.iter_layers(model)
+        if isinstance(layer, keras_lstm.LSTM)
+    ]
+    assert names.count(flatbuffer.LSTM_OP) == len(lstm_layers)
+    assert not any(n.startswith("CUSTOM") or n == "WHILE" for n in names)
+    # Tracing twice records a layer twice; the rewrite keeps one per name.
+    assert {v.name for v in variants} == {
+        layer.name for layer in _variant_layers(export)
+    }
+    # Held out: drawn after everything above, used for nothing else.
+    x = np.random.default_rng(2).standard_normal((BATCH, STEPS, FEATURES))
+    x = x.astype("float32")
+    got, _ = _run(content, x)
+    expected = np.asarray(model(x))
+    err = float(np.max(np.abs(got - expected)))
+    assert err <= ATOL, f"{name}: max abs error {err:.3g}"
+    for clip in ("cell_clip", "projection_clip"):
+        if not any(clip in spec for spec in MODELS[name]):
+            continue
+        # Each clip bites: without it the model gives other numbers.
+        specs = [
+            {k: v for k, v in spec.items() if k != clip}
+            for spec in MODELS[name]
+        ]
+        unclipped = _model(specs, np.random.default_rng(0))
+        unclipped.set_weights(model.get_weights())
+        change = np.max(np.abs(np.asarray(unclipped(x)) - expected))
+        assert change > 1e-2, f"{clip} changes the output by {change:.3g}"
+
+
+def test_operands_and_options_read_back(exported):
+    _, model, export, content, _ = exported
+    ops = [
+        op
+        for op in flatbuffer.operators(content)
+        if op.name == "UNIDIRECTIONAL_SEQUENCE_LSTM"
+    ]
+    options = flatbuffer.lstm_options(content)
+    _, interpreter = _run(content, np.zeros((BATCH, STEPS, FEATURES), "f4"))
+    by_name = {d["name"]: d["index"] for d in interpreter.get_tensor_details()}
+    L = flatbuffer.LSTM
+    checked = 0
+    for layer in _variant_layers(export):
+        cell = layer.cell
+        block = 0 if cell.coupled_input_forget else 1
+        units = slice(block * cell.units, (block + 1) * cell.units)
+        forget = np.asarray(cell.kernel)[:, units].T
+        matches = [
+            k
+            for k, op in enumerate(ops)
+            if op.inputs[L.input_weights[1]].shape == forget.shape
+            and np.array_equal(
+                interpreter.get_tensor(
+                    by_name[op.inputs[L.input_weights[1]].name]
+                ),
+                forget,
+            )
+        ]
+        assert len(matches) == 1, layer.name
+        op, option = ops[matches[0]], options[matches[0]]
+        cifg = cell.coupled_input_forget
+        empty = {
+            L.input_weights[0]: cifg,
+            L.recurrent_weights[0]: cifg,
+            L.gate_biases[0]: cifg,
+            L.peephole_weights[0]: cifg or not cell.use_peepholes,
+            L.peephole_weights[1]: not cell.use_peepholes,
+            L.peephole_weights[2]: not cell.use_peepholes,
+            L.projection_weights: cell.projection_units is None,
+            L.projection_bias: not cell.use_projection_bias,
+            L.layer_norm_coefficients[0]: cifg or not cell.use_layer_norm,
+        }
+        for slot in L.layer_norm_coefficients[1:]:
+            empty[slot] = not cell.use_layer_norm
+        for slot, is_empty in empty.items():
+            assert (op.inputs[slot] is None) == is_empty, (layer.name, slot)
+
+        def value(slot, op=op):
+            return interpreter.get_tensor(by_name[op.inputs[slot].name])
+
+        gates = "fco" if cifg else "ifco"
+        if cell.use_peepholes:
+            rows = [g for g in gates if g != "c"]
+            for row, gate in zip(
+                np.asarray(cell.peephole_kernel), rows, strict=True
+            ):
+                slot = L.peephole_weights["ifo".index(gate)]
+                np.testing.assert_array_equal(value(slot), row)
+        if cell.use_layer_norm:
+            for row, gate in zip(
+                np.asarray(cell.layer_norm_scale), gates, strict=True
+            ):
+                slot = L.layer_norm_coefficients["ifco".index(gate)]
+                np.testing.assert_array_equal(value(slot), row)
+        if cell.projection_units:
+            np.testing.assert_array_equal(
+                value(L.projection_weights),
+                np.asarray(cell.projection_kernel).T,
+            )
+            assert op.outputs[0].shape[-1] == cell.projection_units
+            assert op.inputs[L.hidden_state].shape[-1] == cell.projection_units
+        if cell.use_projection_bias:
+            np.testing.assert_array_equal(
+                value(L.projection_bias), np.asarray(cell.projection_bias)
+            )
+        assert option["cell_clip"] == pytest.approx(cell.cell_clip or 0.0)
+        assert option["proj_clip"] == pytest.approx(cell.projection_clip or 0.0)
+        checked += 1
+    assert checked == len(_variant_layers(model))
+
+
+def test_to_tflite_refuses_variants_by_name(tmp_path):
+    from keras_lstm.export import to_tflite
+
+    model = _model(MODELS["peephole_projection"], np.random.default_rng(0))
+    with pytest.raises(ValueError, match="LSTM variant.*use_peepholes=True"):
+        to_tflite(model, tmp_path / "model.tflite")
