@@ -13,6 +13,8 @@ TFLite's schema module is private to TensorFlow; it is reached only through
 
 import dataclasses
 
+import numpy as np
+
 from keras_lstm.export import _compat
 
 
@@ -386,6 +388,90 @@ def object_op_names(model, subgraph) -> list[str]:
     return names
 
 
+def object_producers(model, subgraph) -> dict:
+    """`{tensor index: (operator, its name)}` for an unpacked subgraph."""
+    return {
+        int(output): (op, name)
+        for op, name in zip(
+            subgraph.operators, object_op_names(model, subgraph), strict=True
+        )
+        for output in op.outputs
+    }
+
+
+def object_weight_values(model, subgraph, index, producers=None):
+    """A weight operand of an unpacked `ModelT` as float32 values.
+
+    Args:
+        model: The unpacked `ModelT`.
+        subgraph: Its `SubGraphT`.
+        index: The operand's tensor index.
+        producers: `object_producers(model, subgraph)`, if at hand.
+
+    Returns:
+        `(values, storage)`: `storage` is `"float32"` for a float32
+        constant, `"float16"` for a float16 constant behind a DEQUANTIZE
+        (the converter's float16 files); `(None, None)` for anything else.
+    """
+    schema = _compat.tflite_schema()
+
+    def constant(tensor, dtype):
+        if not is_constant(model, tensor):
+            return None
+        data = bytes(model.buffers[tensor.buffer].data)
+        shape = tuple(int(d) for d in tensor.shape)
+        return np.frombuffer(data, dtype).reshape(shape).astype(np.float32)
+
+    tensor = subgraph.tensors[index]
+    if tensor.type == schema.TensorType.FLOAT32:
+        values = constant(tensor, np.float32)
+        if values is not None:
+            return values, "float32"
+    if producers is None:
+        producers = object_producers(model, subgraph)
+    producer = producers.get(index)
+    if producer is not None and producer[1] == "DEQUANTIZE":
+        source = subgraph.tensors[int(producer[0].inputs[0])]
+        if source.type == schema.TensorType.FLOAT16:
+            values = constant(source, np.float16)
+            if values is not None:
+                return values, "float16"
+    return None, None
+
+
+def lstm_weight_values(content: bytes) -> tuple[dict, ...]:
+    """The float weight operands of each fused LSTM op, read back.
+
+    Args:
+        content: The file's bytes.
+
+    Returns:
+        One dict per `UNIDIRECTIONAL_SEQUENCE_LSTM` of the first subgraph,
+        in execution order, from operand position (`LSTM`) to float32
+        values, for operands stored as float32 constants or as float16
+        constants behind a DEQUANTIZE.
+    """
+    model = unpack(content)
+    subgraph = model.subgraphs[0]
+    producers = object_producers(model, subgraph)
+    result = []
+    for op, name in zip(
+        subgraph.operators, object_op_names(model, subgraph), strict=True
+    ):
+        if name != LSTM_OP:
+            continue
+        values = {}
+        for slot, index in enumerate(op.inputs):
+            if index >= 0:
+                value, _ = object_weight_values(
+                    model, subgraph, int(index), producers
+                )
+                if value is not None:
+                    values[slot] = value
+        result.append(values)
+    return tuple(result)
+
+
 def is_constant(model, tensor) -> bool:
     """Whether a tensor of an unpacked `ModelT` has data (a constant)."""
     data = model.buffers[tensor.buffer].data
@@ -404,6 +490,9 @@ __all__ = [
     "graph_outputs",
     "is_constant",
     "lstm_options",
+    "lstm_weight_values",
+    "object_producers",
+    "object_weight_values",
     "metadata",
     "object_op_names",
     "op_names",

@@ -180,30 +180,63 @@ def drop_unused_buffers(content: bytes) -> bytes:
 # LSTM variants.
 
 
-def _float32_values(model, tensor):
+def _new_tensor(model, subgraph, name, shape, tensor_type, data=None):
     schema = _compat.tflite_schema()
-    if tensor.type != schema.TensorType.FLOAT32 or not flatbuffer.is_constant(
-        model, tensor
-    ):
-        return None
-    data = bytes(model.buffers[tensor.buffer].data)
-    shape = tuple(int(d) for d in tensor.shape)
-    return np.frombuffer(data, np.float32).reshape(shape)
-
-
-def _add_constant(model, subgraph, name, values):
-    schema = _compat.tflite_schema()
-    values = np.ascontiguousarray(values, np.float32)
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer(values.tobytes(), np.uint8)
-    model.buffers.append(buffer)
     tensor = schema.TensorT()
     tensor.name = name
-    tensor.shape = np.asarray(values.shape, np.int32)
-    tensor.type = schema.TensorType.FLOAT32
-    tensor.buffer = len(model.buffers) - 1
+    tensor.shape = np.asarray(shape, np.int32)
+    tensor.type = tensor_type
+    tensor.buffer = 0  # The schema's "no data".
+    if data is not None:
+        buffer = schema.BufferT()
+        buffer.data = np.frombuffer(data, np.uint8)
+        model.buffers.append(buffer)
+        tensor.buffer = len(model.buffers) - 1
     subgraph.tensors.append(tensor)
     return len(subgraph.tensors) - 1
+
+
+def _opcode_index(model, builtin):
+    schema = _compat.tflite_schema()
+    for index, code in enumerate(model.operatorCodes):
+        if max(code.builtinCode, code.deprecatedBuiltinCode) == builtin:
+            return index
+    code = schema.OperatorCodeT()
+    code.builtinCode = builtin
+    code.deprecatedBuiltinCode = min(builtin, 127)
+    code.version = 1
+    model.operatorCodes.append(code)
+    return len(model.operatorCodes) - 1
+
+
+def _add_constant(model, subgraph, name, values, storage, before):
+    """A float32 operand: a constant, or float16 behind a DEQUANTIZE.
+
+    As the converter stores the other weights of the op: float16 files
+    keep weights in float16 and dequantize them before the op (`before`).
+    """
+    schema = _compat.tflite_schema()
+    types = schema.TensorType
+    values = np.ascontiguousarray(values, np.float32)
+    if storage == "float32":
+        return _new_tensor(
+            model, subgraph, name, values.shape, types.FLOAT32, values.tobytes()
+        )
+    half = _new_tensor(
+        model,
+        subgraph,
+        f"{name}/float16",
+        values.shape,
+        types.FLOAT16,
+        values.astype(np.float16).tobytes(),
+    )
+    output = _new_tensor(model, subgraph, name, values.shape, types.FLOAT32)
+    op = schema.OperatorT()
+    op.opcodeIndex = _opcode_index(model, schema.BuiltinOperator.DEQUANTIZE)
+    op.inputs = np.asarray([half], np.int32)
+    op.outputs = np.asarray([output], np.int32)
+    subgraph.operators.insert(subgraph.operators.index(before), op)
+    return output
 
 
 def _variant_operands(variant):
@@ -233,13 +266,17 @@ def _variant_operands(variant):
 
 
 def write_lstm_variants(content: bytes, variants) -> bytes:
-    """Writes each lowered LSTM variant into its fused op (float32 files).
+    """Writes each lowered LSTM variant into its fused op.
+
+    For float32 and float16 files (the converter's `"none"` and
+    `"float16"` modes); the operands are stored as the op's other
+    weights are, float32 constants or float16 ones behind a DEQUANTIZE.
 
     See "LSTM variants" above for what changes and the TFLite sources it
     relies on.
 
     Args:
-        content: The converted file, float32 weights.
+        content: The converted file, with float32 or float16 weights.
         variants: The `keras_lstm.export.lowering.LoweredVariant`s that
             `fused_sequence(..., variants=[...])` collected.
 
@@ -263,18 +300,20 @@ def write_lstm_variants(content: bytes, variants) -> bytes:
         )
         if name == LSTM_OP
     ]
+    producers = flatbuffer.object_producers(model, subgraph)
     # A function traced twice records its layers twice: one per name.
     by_name = {lowered.name: lowered for lowered in variants}
     written = set()
     for op in lstm_ops:
-        values = _float32_values(
-            model, subgraph.tensors[op.inputs[LSTM.input_weights[1]]]
+        values, storage = flatbuffer.object_weight_values(
+            model, subgraph, int(op.inputs[LSTM.input_weights[1]]), producers
         )
+        stored = {"float32": np.float32, "float16": np.float16}.get(storage)
         matches = [
             lowered
             for lowered in by_name.values()
             if values is not None
-            and np.array_equal(values, lowered.forget_kernel.T)
+            and np.array_equal(values, lowered.forget_kernel.T.astype(stored))
         ]
         if len(matches) > 1:
             raise ValueError(
@@ -284,20 +323,20 @@ def write_lstm_variants(content: bytes, variants) -> bytes:
                 "told apart. Give the layers different weights."
             )
         if matches:
-            _write_variant(model, subgraph, op, matches[0])
+            _write_variant(model, subgraph, op, matches[0], storage)
             written.add(matches[0].name)
     missing = sorted(set(by_name) - written)
     if missing:
         raise ValueError(
-            f"LSTM variants {missing}: no fused LSTM op has their float32 "
-            "forget-gate weights. Variants are written into float32 files "
-            "only, before any quantization."
+            f"LSTM variants {missing}: no fused LSTM op has their "
+            "forget-gate weights in float32 or float16. Variants are "
+            "written into float32 and float16 files only."
         )
     _release_orphans(model, subgraph)
     return _pack(model)
 
 
-def _write_variant(model, subgraph, op, lowered):
+def _write_variant(model, subgraph, op, lowered, storage):
     inputs = [int(i) for i in op.inputs]
     variant = lowered.variant
     if variant.coupled_input_forget:
@@ -309,7 +348,7 @@ def _write_variant(model, subgraph, op, lowered):
             inputs[slot] = -1
     for slot, (suffix, values) in _variant_operands(variant).items():
         inputs[slot] = _add_constant(
-            model, subgraph, f"{lowered.name}/{suffix}", values
+            model, subgraph, f"{lowered.name}/{suffix}", values, storage, op
         )
     op.inputs = np.asarray(inputs, np.int32)
     op.builtinOptions.cellClip = float(variant.cell_clip or 0.0)
@@ -317,18 +356,29 @@ def _write_variant(model, subgraph, op, lowered):
 
 
 def _release_orphans(model, subgraph):
-    """Constants no operator reads any more lose their data.
+    """Drops what only CIFG's stand-in input-gate operands used.
 
-    CIFG's stand-in input-gate operands; `drop_unused_buffers` then empties
-    their buffers.
+    DEQUANTIZE ops whose output nothing reads (float16 files) are removed;
+    constants no operator reads lose their data, and
+    `drop_unused_buffers` then empties their buffers.
     """
-    used = set()
-    for op in subgraph.operators:
-        for operands in (op.inputs, op.intermediates):
-            if operands is not None:
-                used.update(int(i) for i in operands)
-    used.update(int(i) for i in subgraph.inputs)
-    used.update(int(i) for i in subgraph.outputs)
+
+    def read():
+        used = {int(i) for i in subgraph.outputs}
+        for op in subgraph.operators:
+            for operands in (op.inputs, op.intermediates):
+                if operands is not None:
+                    used.update(int(i) for i in operands)
+        return used
+
+    used = read()
+    names = flatbuffer.object_op_names(model, subgraph)
+    subgraph.operators = [
+        op
+        for op, name in zip(subgraph.operators, names, strict=True)
+        if not (name == "DEQUANTIZE" and int(op.outputs[0]) not in used)
+    ]
+    used = read() | {int(i) for i in subgraph.inputs}
     for index, tensor in enumerate(subgraph.tensors):
         if index not in used and flatbuffer.is_constant(model, tensor):
             tensor.buffer = 0

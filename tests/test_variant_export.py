@@ -18,6 +18,7 @@ import tensorflow as tf
 
 import keras_lstm
 from keras_lstm.export import flatbuffer, lowering, rewrite
+from keras_lstm.export.quantization import configure_converter
 
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "tensorflow", reason="export needs TensorFlow"
@@ -93,7 +94,7 @@ def _model(specs, rng):
     return model
 
 
-def _convert(model):
+def _convert(model, quantization="none"):
     """Lowered, converted and rewritten: what `to_tflite` would do."""
     export = lowering.export_model(model, batch_size=BATCH, timesteps=STEPS)
     variants = []
@@ -113,6 +114,7 @@ def _convert(model):
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
         [concrete], module
     )
+    configure_converter(converter, quantization, None)
     content = converter.convert()
     content = rewrite.write_lstm_variants(content, variants)
     return rewrite.drop_unused_buffers(content), export, variants
@@ -129,13 +131,28 @@ def _run(content, x):
     return out, interpreter
 
 
-@pytest.fixture(scope="module", params=sorted(MODELS))
+@pytest.fixture(
+    scope="module",
+    params=[(name, mode) for mode in ("none", "float16") for name in MODELS],
+    ids=lambda param: "-".join(param),
+)
 def exported(request):
+    """`(name, model, export, content, variants, mode)`.
+
+    For float16 files `model` has its weights rounded to float16, which is
+    what the file computes with: the check is of the lowering, not of
+    float16's rounding.
+    """
     keras.utils.clear_session()
+    name, mode = request.param
     rng = np.random.default_rng(1)
-    model = _model(MODELS[request.param], rng)
-    content, export, variants = _convert(model)
-    return request.param, model, export, content, variants
+    model = _model(MODELS[name], rng)
+    content, export, variants = _convert(model, mode)
+    if mode == "float16":
+        model.set_weights(
+            [w.astype("float16").astype("float32") for w in model.get_weights()]
+        )
+    return name, model, export, content, variants, mode
 
 
 def _variant_layers(model):
@@ -147,7 +164,7 @@ def _variant_layers(model):
 
 
 def test_builtin_fused_and_matches_keras_on_held_out_data(exported):
-    name, model, export, content, variants = exported
+    name, model, export, content, variants, _ = exported
     names = flatbuffer.op_names(content)
     lstm_layers = [
         layer
@@ -182,35 +199,34 @@ def test_builtin_fused_and_matches_keras_on_held_out_data(exported):
 
 
 def test_operands_and_options_read_back(exported):
-    _, model, export, content, _ = exported
+    _, model, export, content, _, mode = exported
     ops = [
         op
         for op in flatbuffer.operators(content)
-        if op.name == "UNIDIRECTIONAL_SEQUENCE_LSTM"
+        if op.name == flatbuffer.LSTM_OP
     ]
     options = flatbuffer.lstm_options(content)
-    _, interpreter = _run(content, np.zeros((BATCH, STEPS, FEATURES), "f4"))
-    by_name = {d["name"]: d["index"] for d in interpreter.get_tensor_details()}
+    weights = flatbuffer.lstm_weight_values(content)
+    stored = np.float16 if mode == "float16" else np.float32
+
+    def as_stored(variable):
+        return np.asarray(variable).astype(stored).astype(np.float32)
+
     L = flatbuffer.LSTM
     checked = 0
     for layer in _variant_layers(export):
         cell = layer.cell
         block = 0 if cell.coupled_input_forget else 1
         units = slice(block * cell.units, (block + 1) * cell.units)
-        forget = np.asarray(cell.kernel)[:, units].T
+        forget = as_stored(cell.kernel)[:, units].T
         matches = [
             k
-            for k, op in enumerate(ops)
-            if op.inputs[L.input_weights[1]].shape == forget.shape
-            and np.array_equal(
-                interpreter.get_tensor(
-                    by_name[op.inputs[L.input_weights[1]].name]
-                ),
-                forget,
-            )
+            for k, values in enumerate(weights)
+            if np.array_equal(values.get(L.input_weights[1]), forget)
         ]
         assert len(matches) == 1, layer.name
-        op, option = ops[matches[0]], options[matches[0]]
+        k = matches[0]
+        op, option, values = ops[k], options[k], weights[k]
         cifg = cell.coupled_input_forget
         empty = {
             L.input_weights[0]: cifg,
@@ -228,33 +244,33 @@ def test_operands_and_options_read_back(exported):
         for slot, is_empty in empty.items():
             assert (op.inputs[slot] is None) == is_empty, (layer.name, slot)
 
-        def value(slot, op=op):
-            return interpreter.get_tensor(by_name[op.inputs[slot].name])
+        def value(slot, values=values):
+            return values[slot]
 
         gates = "fco" if cifg else "ifco"
         if cell.use_peepholes:
             rows = [g for g in gates if g != "c"]
             for row, gate in zip(
-                np.asarray(cell.peephole_kernel), rows, strict=True
+                as_stored(cell.peephole_kernel), rows, strict=True
             ):
                 slot = L.peephole_weights["ifo".index(gate)]
                 np.testing.assert_array_equal(value(slot), row)
         if cell.use_layer_norm:
             for row, gate in zip(
-                np.asarray(cell.layer_norm_scale), gates, strict=True
+                as_stored(cell.layer_norm_scale), gates, strict=True
             ):
                 slot = L.layer_norm_coefficients["ifco".index(gate)]
                 np.testing.assert_array_equal(value(slot), row)
         if cell.projection_units:
             np.testing.assert_array_equal(
                 value(L.projection_weights),
-                np.asarray(cell.projection_kernel).T,
+                as_stored(cell.projection_kernel).T,
             )
             assert op.outputs[0].shape[-1] == cell.projection_units
             assert op.inputs[L.hidden_state].shape[-1] == cell.projection_units
         if cell.use_projection_bias:
             np.testing.assert_array_equal(
-                value(L.projection_bias), np.asarray(cell.projection_bias)
+                value(L.projection_bias), as_stored(cell.projection_bias)
             )
         assert option["cell_clip"] == pytest.approx(cell.cell_clip or 0.0)
         assert option["proj_clip"] == pytest.approx(cell.projection_clip or 0.0)
