@@ -411,7 +411,9 @@ def object_weight_values(model, subgraph, index, producers=None):
     Returns:
         `(values, storage)`: `storage` is `"float32"` for a float32
         constant, `"float16"` for a float16 constant behind a DEQUANTIZE
-        (the converter's float16 files); `(None, None)` for anything else.
+        (the converter's float16 files), `"int8"` for an int8 constant
+        with one symmetric scale (dynamic-range files; `values` are then
+        dequantized); `(None, None)` for anything else.
     """
     schema = _compat.tflite_schema()
 
@@ -427,6 +429,17 @@ def object_weight_values(model, subgraph, index, producers=None):
         values = constant(tensor, np.float32)
         if values is not None:
             return values, "float32"
+    quantization = tensor.quantization
+    if (
+        tensor.type == schema.TensorType.INT8
+        and quantization is not None
+        and quantization.scale is not None
+        and len(quantization.scale) == 1
+        and not np.any(quantization.zeroPoint)
+    ):
+        values = constant(tensor, np.int8)
+        if values is not None:
+            return values * np.float32(quantization.scale[0]), "int8"
     if producers is None:
         producers = object_producers(model, subgraph)
     producer = producers.get(index)
@@ -448,8 +461,7 @@ def lstm_weight_values(content: bytes) -> tuple[dict, ...]:
     Returns:
         One dict per `UNIDIRECTIONAL_SEQUENCE_LSTM` of the first subgraph,
         in execution order, from operand position (`LSTM`) to float32
-        values, for operands stored as float32 constants or as float16
-        constants behind a DEQUANTIZE.
+        values, for the operands `object_weight_values` reads.
     """
     model = unpack(content)
     subgraph = model.subgraphs[0]

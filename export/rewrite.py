@@ -210,10 +210,14 @@ def _opcode_index(model, builtin):
 
 
 def _add_constant(model, subgraph, name, values, storage, before):
-    """A float32 operand: a constant, or float16 behind a DEQUANTIZE.
+    """An operand stored as the converter stored the op's other weights.
 
-    As the converter stores the other weights of the op: float16 files
-    keep weights in float16 and dequantize them before the op (`before`).
+    float32 constants; float16 ones dequantized before the op (`before`)
+    in float16 files; int8 with one symmetric scale in dynamic-range
+    (hybrid) files, `storage` `"int8"`, which LiteRT's hybrid kernel
+    requires of the peephole and projection weights (the layer-norm
+    coefficients and the projection bias stay float32 there: pass
+    `"float32"`).
     """
     schema = _compat.tflite_schema()
     types = schema.TensorType
@@ -222,6 +226,22 @@ def _add_constant(model, subgraph, name, values, storage, before):
         return _new_tensor(
             model, subgraph, name, values.shape, types.FLOAT32, values.tobytes()
         )
+    if storage == "int8":
+        scale = float(np.max(np.abs(values))) / 127 or 1.0
+        quantized = np.clip(np.round(values / scale), -127, 127)
+        index = _new_tensor(
+            model,
+            subgraph,
+            name,
+            values.shape,
+            types.INT8,
+            quantized.astype(np.int8).tobytes(),
+        )
+        params = schema.QuantizationParametersT()
+        params.scale = np.asarray([scale], np.float32)
+        params.zeroPoint = np.asarray([0], np.int64)
+        subgraph.tensors[index].quantization = params
+        return index
     half = _new_tensor(
         model,
         subgraph,
@@ -240,27 +260,37 @@ def _add_constant(model, subgraph, name, values, storage, before):
 
 
 def _variant_operands(variant):
-    """`{operand: (suffix, values)}` for a variant's optional operands."""
+    """`{operand: (suffix, values, weight)}` for a variant's operands.
+
+    `weight`: whether a dynamic-range file stores it in int8 (peepholes
+    and projection), rather than float32 (layer norm, projection bias).
+    """
     names = ("f", "c", "o") if variant.coupled_input_forget else "ifco"
     operands = {}
     if variant.peephole_kernel is not None:
         rows = [n for n in names if n != "c"]
         for gate, values in zip(rows, variant.peephole_kernel, strict=True):
             slot = LSTM.peephole_weights["ifo".index(gate)]
-            operands[slot] = (f"cell_to_{gate}_weights", values)
+            operands[slot] = (f"cell_to_{gate}_weights", values, True)
     if variant.layer_norm_scale is not None:
         for gate, values in zip(names, variant.layer_norm_scale, strict=True):
             slot = LSTM.layer_norm_coefficients["ifco".index(gate)]
-            operands[slot] = (f"{gate}_layer_norm_coefficients", values)
+            operands[slot] = (
+                f"{gate}_layer_norm_coefficients",
+                values,
+                False,
+            )
     if variant.projection_kernel is not None:
         operands[LSTM.projection_weights] = (
             "projection_weights",
             variant.projection_kernel.T,
+            True,
         )
         if variant.projection_bias is not None:
             operands[LSTM.projection_bias] = (
                 "projection_bias",
                 variant.projection_bias,
+                False,
             )
     return operands
 
@@ -308,12 +338,11 @@ def write_lstm_variants(content: bytes, variants) -> bytes:
         values, storage = flatbuffer.object_weight_values(
             model, subgraph, int(op.inputs[LSTM.input_weights[1]]), producers
         )
-        stored = {"float32": np.float32, "float16": np.float16}.get(storage)
         matches = [
             lowered
             for lowered in by_name.values()
             if values is not None
-            and np.array_equal(values, lowered.forget_kernel.T.astype(stored))
+            and _same_weights(values, storage, lowered.forget_kernel.T)
         ]
         if len(matches) > 1:
             raise ValueError(
@@ -336,6 +365,18 @@ def write_lstm_variants(content: bytes, variants) -> bytes:
     return _pack(model)
 
 
+def _same_weights(values, storage, weights):
+    """Whether stored `values` are `weights` as that storage rounds them."""
+    if values.shape != weights.shape:
+        return False
+    if storage == "int8":
+        # Within half a quantum: the scale is the largest |w| / 127.
+        half_step = float(np.max(np.abs(weights))) / 127 / 2
+        return bool(np.all(np.abs(values - weights) <= half_step * 1.001))
+    dtype = np.float16 if storage == "float16" else np.float32
+    return np.array_equal(values, weights.astype(dtype).astype(np.float32))
+
+
 def _write_variant(model, subgraph, op, lowered, storage):
     inputs = [int(i) for i in op.inputs]
     variant = lowered.variant
@@ -346,9 +387,14 @@ def _write_variant(model, subgraph, op, lowered, storage):
             LSTM.gate_biases[0],
         ):
             inputs[slot] = -1
-    for slot, (suffix, values) in _variant_operands(variant).items():
+    for slot, (suffix, values, weight) in _variant_operands(variant).items():
         inputs[slot] = _add_constant(
-            model, subgraph, f"{lowered.name}/{suffix}", values, storage, op
+            model,
+            subgraph,
+            f"{lowered.name}/{suffix}",
+            values,
+            storage if weight or storage != "int8" else "float32",
+            op,
         )
     op.inputs = np.asarray(inputs, np.int32)
     op.builtinOptions.cellClip = float(variant.cell_clip or 0.0)

@@ -31,6 +31,23 @@ BATCH, STEPS, FEATURES = 2, 7, 3
 # operand (a missing peephole, the projection transposed, the input gate
 # not emptied under CIFG) is off by 1e-2 or more.
 ATOL = 1e-5
+# Dynamic-range files compute with int8 weights (one scale per tensor,
+# max |w| / 127) and inputs quantized on the fly: measured 0.3% of the
+# output's range here. The test also checks that the file before the
+# variant rewrite is off by far more than this bound.
+DYNAMIC_RTOL = 1e-2
+# Dynamic range quantizes only weights of 1024 elements or more: a wide
+# model, with every option.
+WIDE = dict(
+    units=32,
+    use_peepholes=True,
+    coupled_input_forget=True,
+    use_layer_norm=True,
+    projection_units=32,
+    use_projection_bias=True,
+    cell_clip=0.5,
+)
+WIDE_FEATURES = 32
 
 MODELS = {
     "peephole_projection": [
@@ -69,8 +86,8 @@ MODELS = {
 }
 
 
-def _model(specs, rng):
-    inputs = keras.Input((STEPS, FEATURES))
+def _model(specs, rng, features=FEATURES):
+    inputs = keras.Input((STEPS, features))
     x = inputs
     for spec in specs:
         spec = dict(spec)
@@ -98,7 +115,7 @@ def _convert(model, quantization="none"):
     """Lowered, converted and rewritten: what `to_tflite` would do."""
     export = lowering.export_model(model, batch_size=BATCH, timesteps=STEPS)
     variants = []
-    spec = tf.TensorSpec((BATCH, STEPS, FEATURES), tf.float32)
+    spec = tf.TensorSpec((BATCH, *model.inputs[0].shape[1:]), tf.float32)
 
     def serve(x):
         with lowering.fused_lowering(variants=variants):
@@ -115,9 +132,9 @@ def _convert(model, quantization="none"):
         [concrete], module
     )
     configure_converter(converter, quantization, None)
-    content = converter.convert()
-    content = rewrite.write_lstm_variants(content, variants)
-    return rewrite.drop_unused_buffers(content), export, variants
+    converted = converter.convert()
+    content = rewrite.write_lstm_variants(converted, variants)
+    return rewrite.drop_unused_buffers(content), export, variants, converted
 
 
 def _run(content, x):
@@ -133,11 +150,14 @@ def _run(content, x):
 
 @pytest.fixture(
     scope="module",
-    params=[(name, mode) for mode in ("none", "float16") for name in MODELS],
+    params=[(name, mode) for mode in ("none", "float16") for name in MODELS]
+    + [("wide", "dynamic")],
     ids=lambda param: "-".join(param),
 )
 def exported(request):
-    """`(name, model, export, content, variants, mode)`.
+    """`(name, model, export, content, variants, mode, converted)`.
+
+    `converted` is the file before `rewrite.write_lstm_variants`.
 
     For float16 files `model` has its weights rounded to float16, which is
     what the file computes with: the check is of the lowering, not of
@@ -146,13 +166,20 @@ def exported(request):
     keras.utils.clear_session()
     name, mode = request.param
     rng = np.random.default_rng(1)
-    model = _model(MODELS[name], rng)
-    content, export, variants = _convert(model, mode)
+    if name == "wide":
+        model = _model([WIDE], rng, features=WIDE_FEATURES)
+        # Smaller matrices keep the wide model's gates off saturation.
+        model.set_weights(
+            [0.3 * w if w.ndim == 2 else w for w in model.get_weights()]
+        )
+    else:
+        model = _model(MODELS[name], rng)
+    content, export, variants, converted = _convert(model, mode)
     if mode == "float16":
         model.set_weights(
             [w.astype("float16").astype("float32") for w in model.get_weights()]
         )
-    return name, model, export, content, variants, mode
+    return name, model, export, content, variants, mode, converted
 
 
 def _variant_layers(model):
@@ -164,7 +191,7 @@ def _variant_layers(model):
 
 
 def test_builtin_fused_and_matches_keras_on_held_out_data(exported):
-    name, model, export, content, variants, _ = exported
+    name, model, export, content, variants, mode, converted = exported
     names = flatbuffer.op_names(content)
     lstm_layers = [
         layer
@@ -178,11 +205,18 @@ def test_builtin_fused_and_matches_keras_on_held_out_data(exported):
         layer.name for layer in _variant_layers(export)
     }
     # Held out: drawn after everything above, used for nothing else.
-    x = np.random.default_rng(2).standard_normal((BATCH, STEPS, FEATURES))
-    x = x.astype("float32")
+    shape = (BATCH, *model.inputs[0].shape[1:])
+    x = np.random.default_rng(2).standard_normal(shape).astype("float32")
     got, _ = _run(content, x)
     expected = np.asarray(model(x))
     err = float(np.max(np.abs(got - expected)))
+    if mode == "dynamic":
+        bound = DYNAMIC_RTOL * float(np.ptp(expected))
+        assert err <= bound, f"{name}: max abs error {err:.3g} > {bound:.3g}"
+        plain, _ = _run(converted, x)
+        change = float(np.max(np.abs(plain - expected)))
+        assert change > 10 * bound, f"unrewritten, off by {change:.3g}"
+        return
     assert err <= ATOL, f"{name}: max abs error {err:.3g}"
     for clip in ("cell_clip", "projection_clip"):
         if not any(clip in spec for spec in MODELS[name]):
@@ -198,8 +232,18 @@ def test_builtin_fused_and_matches_keras_on_held_out_data(exported):
         assert change > 1e-2, f"{clip} changes the output by {change:.3g}"
 
 
+def _same(values, expected, mode):
+    """Equal as stored: exactly, or int8 within half a quantum."""
+    if values is None or values.shape != expected.shape:
+        return False
+    if mode == "dynamic":
+        half_step = float(np.max(np.abs(expected))) / 127 / 2
+        return bool(np.all(np.abs(values - expected) <= 1.001 * half_step))
+    return np.array_equal(values, expected)
+
+
 def test_operands_and_options_read_back(exported):
-    _, model, export, content, _, mode = exported
+    _, model, export, content, _, mode, _ = exported
     ops = [
         op
         for op in flatbuffer.operators(content)
@@ -222,7 +266,7 @@ def test_operands_and_options_read_back(exported):
         matches = [
             k
             for k, values in enumerate(weights)
-            if np.array_equal(values.get(L.input_weights[1]), forget)
+            if _same(values.get(L.input_weights[1]), forget, mode)
         ]
         assert len(matches) == 1, layer.name
         k = matches[0]
@@ -243,6 +287,17 @@ def test_operands_and_options_read_back(exported):
             empty[slot] = not cell.use_layer_norm
         for slot, is_empty in empty.items():
             assert (op.inputs[slot] is None) == is_empty, (layer.name, slot)
+        assert option["cell_clip"] == pytest.approx(cell.cell_clip or 0.0)
+        assert option["proj_clip"] == pytest.approx(cell.projection_clip or 0.0)
+        checked += 1
+        if mode == "dynamic":
+            # LiteRT's hybrid kernel: int8 peepholes and projection,
+            # float32 layer norm and projection bias.
+            for slot in (*L.peephole_weights[1:], L.projection_weights):
+                assert op.inputs[slot].type == "INT8", slot
+            for slot in (*L.layer_norm_coefficients[1:], L.projection_bias):
+                assert op.inputs[slot].type == "FLOAT32", slot
+            continue
 
         def value(slot, values=values):
             return values[slot]
@@ -272,9 +327,6 @@ def test_operands_and_options_read_back(exported):
             np.testing.assert_array_equal(
                 value(L.projection_bias), as_stored(cell.projection_bias)
             )
-        assert option["cell_clip"] == pytest.approx(cell.cell_clip or 0.0)
-        assert option["proj_clip"] == pytest.approx(cell.projection_clip or 0.0)
-        checked += 1
     assert checked == len(_variant_layers(model))
 
 
