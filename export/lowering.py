@@ -576,7 +576,11 @@ def iter_layers(model):
 
 
 def check_model(
-    model: keras.Model, *, streaming: bool = False, explicit_state: bool = False
+    model: keras.Model,
+    *,
+    streaming: bool = False,
+    explicit_state: bool = False,
+    variants: bool = False,
 ) -> list:
     """Raises if `model` holds a layer the fused export cannot express.
 
@@ -585,6 +589,8 @@ def check_model(
         streaming: Whether the export is a single-frame streaming model.
         explicit_state: Whether LSTM states may be explicit tensors
             (`StateLowering`).
+        variants: Whether the export writes LSTM variants into the fused
+            op (`check_lstm_layer`).
 
     Returns:
         The list of LSTM layers found (a `Bidirectional` counts two).
@@ -596,7 +602,10 @@ def check_model(
     for layer in iter_layers(model):
         if is_lstm_layer(layer):
             check_lstm_layer(
-                layer, streaming=streaming, explicit_state=explicit_state
+                layer,
+                streaming=streaming,
+                explicit_state=explicit_state,
+                variants=variants,
             )
             found.append(layer)
         elif isinstance(layer, keras.layers.RNN):

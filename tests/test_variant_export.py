@@ -336,3 +336,10 @@ def test_to_tflite_refuses_variants_by_name(tmp_path):
     model = _model(MODELS["peephole_projection"], np.random.default_rng(0))
     with pytest.raises(ValueError, match="LSTM variant.*use_peepholes=True"):
         to_tflite(model, tmp_path / "model.tflite")
+
+
+def test_check_model_refuses_variants_unless_they_are_written():
+    model = _model(MODELS["peephole_projection"], np.random.default_rng(0))
+    with pytest.raises(ValueError, match="LSTM variant.*projection_units=4"):
+        lowering.check_model(model)
+    assert len(lowering.check_model(model, variants=True)) == 1
