@@ -22,7 +22,7 @@ demo: $(STAMP)
 
 # The modules that hold for every Keras backend. The backend is fixed per
 # process, so they run once more per backend in a pytest of their own.
-BACKEND_TESTS := tests/test_layers.py tests/test_compat.py
+BACKEND_TESTS := tests/test_layers.py tests/test_compat.py tests/test_variants.py
 
 # The suite: everything under TensorFlow, then the backend-agnostic modules
 # under JAX. Exit code 5 (no tests collected) counts as failure here too:

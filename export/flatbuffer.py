@@ -13,6 +13,8 @@ TFLite's schema module is private to TensorFlow; it is reached only through
 
 import dataclasses
 
+import numpy as np
+
 from keras_lstm.export import _compat, contract
 
 
@@ -31,6 +33,14 @@ class LSTMOperands:
         gate_biases: Gate biases, one per gate.
         hidden_state: The variable tensor holding `h` between invocations.
         cell_state: The variable tensor holding `c` between invocations.
+        peephole_weights: The variants' peephole diagonals, `(units,)`
+            each, for the input, forget and output gates (optional; the
+            input gate's is absent under CIFG).
+        projection_weights: The projection, `(projection_units, units)`
+            (optional).
+        projection_bias: The projection's bias (optional).
+        layer_norm_coefficients: The layer-norm coefficients, one per gate
+            (optional; the input gate's is absent under CIFG).
         gate_intermediates: Intermediates (integer op only) holding each
             gate's pre-activation scale.
         hidden_intermediate: The integer op's `effective_hidden_scale`
@@ -45,6 +55,10 @@ class LSTMOperands:
     cell_state: int = 19
     gate_intermediates: tuple[int, int, int, int] = (0, 1, 2, 3)
     hidden_intermediate: int = 4
+    peephole_weights: tuple[int, int, int] = (9, 10, 11)
+    projection_weights: int = 16
+    projection_bias: int = 17
+    layer_norm_coefficients: tuple[int, int, int, int] = (20, 21, 22, 23)
 
     @property
     def weights(self) -> tuple[int, ...]:
@@ -317,6 +331,34 @@ def float_weight_lstm_ops(content: bytes) -> tuple[int, ...]:
     return tuple(result)
 
 
+def lstm_options(content: bytes) -> tuple[dict, ...]:
+    """The options of each fused LSTM op in the first subgraph.
+
+    Args:
+        content: The file's bytes.
+
+    Returns:
+        One dict per `UNIDIRECTIONAL_SEQUENCE_LSTM`, in execution order:
+        `cell_clip`, `proj_clip` (0 means no clipping) and `time_major`.
+    """
+    model = unpack(content)
+    result = []
+    subgraph = model.subgraphs[0]
+    for op, name in zip(
+        subgraph.operators, object_op_names(model, subgraph), strict=True
+    ):
+        if name == LSTM_OP:
+            options = op.builtinOptions
+            result.append(
+                {
+                    "cell_clip": float(options.cellClip),
+                    "proj_clip": float(options.projClip),
+                    "time_major": bool(options.timeMajor),
+                }
+            )
+    return tuple(result)
+
+
 def unpack(content: bytes):
     """The file as TFLite's mutable object tree (`ModelT`), for rewriting.
 
@@ -344,6 +386,102 @@ def object_op_names(model, subgraph) -> list[str]:
     return names
 
 
+def object_producers(model, subgraph) -> dict:
+    """`{tensor index: (operator, its name)}` for an unpacked subgraph."""
+    return {
+        int(output): (op, name)
+        for op, name in zip(
+            subgraph.operators, object_op_names(model, subgraph), strict=True
+        )
+        for output in op.outputs
+    }
+
+
+def object_weight_values(model, subgraph, index, producers=None):
+    """A weight operand of an unpacked `ModelT` as float32 values.
+
+    Args:
+        model: The unpacked `ModelT`.
+        subgraph: Its `SubGraphT`.
+        index: The operand's tensor index.
+        producers: `object_producers(model, subgraph)`, if at hand.
+
+    Returns:
+        `(values, storage)`: `storage` is `"float32"` for a float32
+        constant, `"float16"` for a float16 constant behind a DEQUANTIZE
+        (the converter's float16 files), `"int8"` for an int8 constant
+        with one symmetric scale (dynamic-range files; `values` are then
+        dequantized); `(None, None)` for anything else.
+    """
+    schema = _compat.tflite_schema()
+
+    def constant(tensor, dtype):
+        if not is_constant(model, tensor):
+            return None
+        data = bytes(model.buffers[tensor.buffer].data)
+        shape = tuple(int(d) for d in tensor.shape)
+        return np.frombuffer(data, dtype).reshape(shape).astype(np.float32)
+
+    tensor = subgraph.tensors[index]
+    if tensor.type == schema.TensorType.FLOAT32:
+        values = constant(tensor, np.float32)
+        if values is not None:
+            return values, "float32"
+    quantization = tensor.quantization
+    if (
+        tensor.type == schema.TensorType.INT8
+        and quantization is not None
+        and quantization.scale is not None
+        and len(quantization.scale) == 1
+        and not np.any(quantization.zeroPoint)
+    ):
+        values = constant(tensor, np.int8)
+        if values is not None:
+            return values * np.float32(quantization.scale[0]), "int8"
+    if producers is None:
+        producers = object_producers(model, subgraph)
+    producer = producers.get(index)
+    if producer is not None and producer[1] == "DEQUANTIZE":
+        source = subgraph.tensors[int(producer[0].inputs[0])]
+        if source.type == schema.TensorType.FLOAT16:
+            values = constant(source, np.float16)
+            if values is not None:
+                return values, "float16"
+    return None, None
+
+
+def lstm_weight_values(content: bytes) -> tuple[dict, ...]:
+    """The float weight operands of each fused LSTM op, read back.
+
+    Args:
+        content: The file's bytes.
+
+    Returns:
+        One dict per `UNIDIRECTIONAL_SEQUENCE_LSTM` of the first subgraph,
+        in execution order, from operand position (`LSTM`) to float32
+        values, for the operands `object_weight_values` reads.
+    """
+    model = unpack(content)
+    subgraph = model.subgraphs[0]
+    producers = object_producers(model, subgraph)
+    result = []
+    for op, name in zip(
+        subgraph.operators, object_op_names(model, subgraph), strict=True
+    ):
+        if name != LSTM_OP:
+            continue
+        values = {}
+        for slot, index in enumerate(op.inputs):
+            if index >= 0:
+                value, _ = object_weight_values(
+                    model, subgraph, int(index), producers
+                )
+                if value is not None:
+                    values[slot] = value
+        result.append(values)
+    return tuple(result)
+
+
 def is_constant(model, tensor) -> bool:
     """Whether a tensor of an unpacked `ModelT` has data (a constant)."""
     data = model.buffers[tensor.buffer].data
@@ -361,6 +499,10 @@ __all__ = [
     "graph_inputs",
     "graph_outputs",
     "is_constant",
+    "lstm_options",
+    "lstm_weight_values",
+    "object_producers",
+    "object_weight_values",
     "metadata",
     "object_op_names",
     "op_names",

@@ -27,14 +27,19 @@ layers and a fixed input shape; `ExternalStateStep` lowers one frame with
 the state as explicit tensors, through the shared `lstm_step`.
 """
 
+import contextlib
+import dataclasses
+import functools
 import uuid
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 import keras_lstm
 from keras_lstm import recurrence, tf_sequence
 from keras_lstm.export import masking, models, substitutes
+from keras_lstm.layers import lowering
 
 _TANH = (keras.activations.tanh, tf.tanh, tf.math.tanh, tf.nn.tanh)
 _SIGMOID = (keras.activations.sigmoid, tf.sigmoid, tf.math.sigmoid)
@@ -67,7 +72,7 @@ def require_tensorflow_backend(api: str) -> None:
         )
 
 
-def fused_lstm_function(*, go_backwards: bool = False):
+def fused_lstm_function(*, go_backwards: bool = False, variant=None):
     """A `tf.function` that TFLite converts to `UNIDIRECTIONAL_SEQUENCE_LSTM`.
 
     Each call returns a new function with its own `lstm_<uuid>` name, so
@@ -75,9 +80,22 @@ def fused_lstm_function(*, go_backwards: bool = False):
     `keras_lstm.tf_sequence.lstm_sequence`, the same gate math as the layer,
     with `tanh` and `sigmoid`, the only activations the fused op has.
 
+    The converter builds the op from the arguments alone (`lstm_utils.cc`,
+    `ConvertKerasLSTMLayer`): four gate blocks of `kernel`,
+    `recurrent_kernel` and `bias`, and `n_output` from `recurrent_kernel`'s
+    rows, so a projection's `(projection_units, 4 * units)` recurrent
+    kernel gives the op its `(batch, time, projection_units)` output. A
+    `variant`'s other weights are not arguments: the body computes with
+    them, and `keras_lstm.export.rewrite.write_lstm_variants` writes them
+    into the op after conversion.
+
     Args:
         go_backwards: Whether the function processes the sequence from its
             last step to its first. Outputs are in processing order.
+        variant: Optional `keras_lstm.recurrence.LSTMVariant` of NumPy
+            arrays (`variant_arrays`). Under CIFG the arguments still hold
+            four gate blocks, the first (input gate) a stand-in that the
+            body drops.
 
     Returns:
         A `tf.function` `(inputs, init_h, init_c, kernel, recurrent_kernel,
@@ -88,6 +106,23 @@ def fused_lstm_function(*, go_backwards: bool = False):
     go_backwards = bool(go_backwards)
 
     def lstm(inputs, init_h, init_c, kernel, recurrent_kernel, bias):
+        step_variant = None
+        if variant is not None:
+            # Constants made inside the body: the converter did not fuse
+            # bodies that captured outer tensors (measured without a
+            # projection, TF 2.21).
+            step_variant = variant._replace(
+                **{
+                    key: tf.constant(value)
+                    for key, value in variant._asdict().items()
+                    if isinstance(value, np.ndarray)
+                }
+            )
+            if variant.coupled_input_forget:
+                units = init_c.shape[-1]
+                kernel = kernel[:, units:]
+                recurrent_kernel = recurrent_kernel[:, units:]
+                bias = bias[units:]
         last_output, outputs, h, c = tf_sequence.lstm_sequence(
             inputs,
             init_h,
@@ -99,6 +134,7 @@ def fused_lstm_function(*, go_backwards: bool = False):
             bias=bias,
             go_backwards=go_backwards,
             return_sequences=True,
+            variant=step_variant,
         )
         # tf_keras's `runtime` result (which kernel ran); the converter
         # expects five float results.
@@ -123,7 +159,11 @@ def _refuse(layer, problem, fix):
 
 
 def check_lstm_layer(
-    layer, *, streaming: bool = False, explicit_state: bool = False
+    layer,
+    *,
+    streaming: bool = False,
+    explicit_state: bool = False,
+    variants: bool = False,
 ) -> None:
     """Raises if `layer` has a configuration the fused op cannot express.
 
@@ -135,6 +175,9 @@ def check_lstm_layer(
         explicit_state: Whether the export may lower the layer with its
             state as explicit tensors (`StateLowering`), which allows
             `return_state=True`.
+        variants: Whether the export writes LSTM variants (peepholes,
+            CIFG, layer norm, projection, clipping) into the fused op
+            (`rewrite.write_lstm_variants`); without it they are refused.
 
     Raises:
         ValueError: explaining what to change.
@@ -186,6 +229,17 @@ def check_lstm_layer(
             "needs the whole sequence before its first output",
             "Export with streaming=False (whole sequences).",
         )
+    if getattr(cell, "_is_variant", False) and not variants:
+        # TFLite's op runs the variants, but the converter's Keras fusion
+        # knows only the plain LSTM: the rest is written after conversion
+        # (`rewrite.write_lstm_variants`), which this export does not do.
+        _refuse(
+            layer,
+            "it is an LSTM variant "
+            f"({keras_lstm.layers._variant_summary(cell)}), which this "
+            "export does not write into the fused op yet",
+            "Train a plain LSTM to export it, or run the variant in Keras.",
+        )
 
 
 def _activation_name(activation):
@@ -233,17 +287,83 @@ def _check_call(
 
 
 def _weights(cell):
-    bias = cell.bias if cell.use_bias else tf.zeros((4 * cell.units,))
-    return [
-        tf.convert_to_tensor(w) for w in (cell.kernel, cell.recurrent_kernel)
-    ] + [tf.convert_to_tensor(bias)]
+    """`kernel`, `recurrent_kernel` and `bias` with four gate blocks.
+
+    Under CIFG a zero input-gate block goes first, where the converter
+    expects one (`fused_lstm_function` drops it again, and
+    `rewrite.write_lstm_variants` empties its operands).
+    """
+    gates = 3 if getattr(cell, "coupled_input_forget", False) else 4
+    bias = cell.bias if cell.use_bias else tf.zeros((gates * cell.units,))
+    weights = [
+        tf.convert_to_tensor(w)
+        for w in (cell.kernel, cell.recurrent_kernel, bias)
+    ]
+    if gates == 3:
+        weights = [
+            tf.concat([tf.zeros_like(w[..., : cell.units]), w], axis=-1)
+            for w in weights
+        ]
+    return weights
 
 
-def fused_sequence(layer, sequences, initial_state, mask, training):
+@dataclasses.dataclass(frozen=True)
+class LoweredVariant:
+    """An LSTM variant lowered to the fused op, for the rewrite after it.
+
+    Attributes:
+        name: The layer's name, for messages.
+        forget_kernel: `(input_dim, units)`, the forget gate's input
+            weights, by which `rewrite.write_lstm_variants` finds the op.
+        variant: The `keras_lstm.recurrence.LSTMVariant`, NumPy arrays.
+    """
+
+    name: str
+    forget_kernel: np.ndarray
+    variant: object
+
+
+def variant_arrays(cell):
+    """The cell's `LSTMVariant` with NumPy arrays, or `None` when plain.
+
+    Read eagerly (`tf.init_scope`), also while a function is traced: the
+    fused function bakes them in as constants.
+    """
+    variant = cell._variant() if getattr(cell, "_is_variant", False) else None
+    if variant is None:
+        return None
+    with tf.init_scope():
+        return variant._replace(
+            **{
+                key: keras.ops.convert_to_numpy(value).astype(np.float32)
+                for key, value in variant._asdict().items()
+                if key.endswith(("_kernel", "_scale", "_bias"))
+                and value is not None
+            }
+        )
+
+
+def _forget_kernel(cell):
+    block = 0 if cell.coupled_input_forget else 1
+    with tf.init_scope():
+        kernel = keras.ops.convert_to_numpy(cell.kernel)
+    return kernel[:, block * cell.units : (block + 1) * cell.units]
+
+
+def fused_sequence(
+    layer, sequences, initial_state, mask, training, *, variants=None
+):
     """`sequence_fn` for `keras_lstm.layers.lowering`: the fused LSTM call.
 
     Calls a fresh `fused_lstm_function` with the layer's live weights and
     zero initial states of static shape.
+
+    Args:
+        layer, sequences, initial_state, mask, training: as
+            `LSTM.inner_loop` passes them.
+        variants: `None` to refuse LSTM variants, or a list to which each
+            variant layer lowered here appends its `LoweredVariant`, for
+            `rewrite.write_lstm_variants` to write into the converted file.
 
     Returns:
         `(last_output, outputs, [h, c])`, as `LSTM.inner_loop`.
@@ -252,22 +372,28 @@ def fused_sequence(layer, sequences, initial_state, mask, training):
         ValueError: for a mask, an initial state, training, a dynamic batch
             size or a layer configuration the op cannot express.
     """
-    check_lstm_layer(layer)
+    check_lstm_layer(layer, variants=variants is not None)
     _check_call(layer, sequences, initial_state, mask, training)
+    variant = variant_arrays(layer.cell)
+    if variant is not None:
+        variants.append(
+            LoweredVariant(layer.name, _forget_kernel(layer.cell), variant)
+        )
     # Two zero tensors: the converter turns each into one of the op's
     # variable tensors, and a tensor shared between states or layers would
     # make them share memory.
-    shape = (sequences.shape[0], layer.units)
-    init_h = tf.zeros(shape, tf.float32, name="init_h")
-    init_c = tf.zeros(shape, tf.float32, name="init_c")
-    fn = fused_lstm_function(go_backwards=layer.go_backwards)
+    batch = sequences.shape[0]
+    h_dim, units = layer.cell.state_size
+    init_h = tf.zeros((batch, h_dim), tf.float32, name="init_h")
+    init_c = tf.zeros((batch, units), tf.float32, name="init_c")
+    fn = fused_lstm_function(go_backwards=layer.go_backwards, variant=variant)
     last_output, outputs, h, c, _ = fn(
         sequences, init_h, init_c, *_weights(layer.cell)
     )
     # The function's TensorArray loop leaves the time dimension unknown.
     # Layers after it read the static shape: TimeDistributed, given time
     # None, takes its vectorized path and traces a single step (issue 11).
-    outputs.set_shape((shape[0], sequences.shape[1], layer.units))
+    outputs.set_shape((batch, sequences.shape[1], h_dim))
     return last_output, outputs, [h, c]
 
 
@@ -286,6 +412,20 @@ def without_mask(sequence_fn):
         return sequence_fn(layer, sequences, initial_state, None, training)
 
     return call
+
+
+@contextlib.contextmanager
+def fused_lowering(*, variants: list | None = None):
+    """Context manager: every `keras_lstm.LSTM` calls the fused function.
+
+    Shorthand for `keras_lstm.layers.lowering(fused_sequence)`.
+
+    Args:
+        variants: As in `fused_sequence`: `None` refuses LSTM variants; a
+            list collects them for `rewrite.write_lstm_variants`.
+    """
+    with lowering(functools.partial(fused_sequence, variants=variants)):
+        yield
 
 
 class ExternalStateStep:
@@ -406,7 +546,11 @@ class StateLowering:
 
 
 def check_model(
-    model: keras.Model, *, streaming: bool = False, explicit_state: bool = False
+    model: keras.Model,
+    *,
+    streaming: bool = False,
+    explicit_state: bool = False,
+    variants: bool = False,
 ) -> list:
     """Raises if `model` holds a layer the fused export cannot express.
 
@@ -415,6 +559,8 @@ def check_model(
         streaming: Whether the export is a single-frame streaming model.
         explicit_state: Whether LSTM states may be explicit tensors
             (`StateLowering`).
+        variants: Whether the export writes LSTM variants into the fused
+            op (`check_lstm_layer`).
 
     Returns:
         The list of LSTM layers found (a `Bidirectional` counts two).
@@ -426,7 +572,10 @@ def check_model(
     for layer in models.iter_layers(model):
         if models.is_lstm_layer(layer):
             check_lstm_layer(
-                layer, streaming=streaming, explicit_state=explicit_state
+                layer,
+                streaming=streaming,
+                explicit_state=explicit_state,
+                variants=variants,
             )
             found.append(layer)
         elif isinstance(layer, keras.layers.RNN):

@@ -235,7 +235,14 @@ def _sequences(
     split = calibration.split(
         data, check, calibrated=quantization.needs_representative_data
     )
-    lowering.check_model(model, streaming=streaming)
+    # LSTM variants are written into the fused op of float files
+    # (rewrite.write_lstm_variants); integer and external-state files
+    # refuse them, naming the variant.
+    lowering.check_model(
+        model,
+        streaming=streaming,
+        variants=not quantization.is_integer and not external_state,
+    )
     return Plan(
         model=model,
         state=(

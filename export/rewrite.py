@@ -20,6 +20,26 @@ masked model's padding convention:
   files, 4 in float32 ones. Emptied, the same model and data give the same
   bytes.
 
+# LSTM variants
+
+`write_lstm_variants` writes peepholes, CIFG, layer norm, a projection and
+the clips into float32 files. TFLite's kernel takes them as optional
+operands of the fused op (`lstm_shared.h`; `lstm_eval.cc`, `LstmStepFloat`,
+for the equations), but the converter's Keras fusion
+(`lstm_utils.cc`, `ConvertKerasLSTMLayer`) builds only four gate blocks of
+weights and biases, takes `n_output` from the recurrent kernel's rows (so
+a projection's output size is already right) and leaves operands 9-11,
+16-17 and 20-23 empty, with `cell_clip` 10 and `proj_clip` 0. The rewrite
+
+- finds each variant's op by its forget-gate input weights (operand 2),
+  which every variant has;
+- adds the peephole diagonals (9-11), the projection `P^T` and its bias
+  (16-17) and the layer-norm coefficients (20-23) as float32 constants;
+- under CIFG empties the input gate's operands (1, 5, 12; 9 and 20 stay
+  empty), which the lowering filled with zeros;
+- sets `cell_clip` and `proj_clip` (0, no clipping, where Keras has
+  `None`).
+
 # Integer LSTM repair
 
 Two quirks of the converter's integer LSTM output, each measured on small
@@ -106,7 +126,7 @@ INT16X8_OPS = (
 
 
 def finish(
-    content: bytes, quantization: Quantization, padding=None
+    content: bytes, quantization: Quantization, padding=None, variants=()
 ) -> tuple[bytes, bytes | None]:
     """Every rewrite of a converted file, in order.
 
@@ -120,6 +140,8 @@ def finish(
         content: The converter's flatbuffer.
         quantization: The file's mode.
         padding: A masked model's `contract.Padding`, else `None`.
+        variants: LSTM variants to write into their fused ops
+            (`write_lstm_variants`), for float modes.
 
     Returns:
         `(file, int8)`: the finished file, and for integer modes the
@@ -130,6 +152,7 @@ def finish(
         ExportError: if an integer LSTM cannot be repaired.
     """
     int8 = None
+    content = write_lstm_variants(content, variants)
     if quantization.is_integer:
         try:
             content, repairs = repair_integer_lstms(content)
@@ -208,6 +231,260 @@ def drop_unused_buffers(content: bytes) -> bytes:
     for buffer in unused:
         buffer.data = None
     return _pack(model)
+
+
+# ---------------------------------------------------------------------------
+# LSTM variants.
+
+
+def _new_tensor(model, subgraph, name, shape, tensor_type, data=None):
+    schema = _compat.tflite_schema()
+    tensor = schema.TensorT()
+    tensor.name = name
+    tensor.shape = np.asarray(shape, np.int32)
+    tensor.type = tensor_type
+    tensor.buffer = 0  # The schema's "no data".
+    if data is not None:
+        buffer = schema.BufferT()
+        buffer.data = np.frombuffer(data, np.uint8)
+        model.buffers.append(buffer)
+        tensor.buffer = len(model.buffers) - 1
+    subgraph.tensors.append(tensor)
+    return len(subgraph.tensors) - 1
+
+
+def _opcode_index(model, builtin):
+    schema = _compat.tflite_schema()
+    for index, code in enumerate(model.operatorCodes):
+        if max(code.builtinCode, code.deprecatedBuiltinCode) == builtin:
+            return index
+    code = schema.OperatorCodeT()
+    code.builtinCode = builtin
+    code.deprecatedBuiltinCode = min(builtin, 127)
+    code.version = 1
+    model.operatorCodes.append(code)
+    return len(model.operatorCodes) - 1
+
+
+def _add_constant(model, subgraph, name, values, storage, before):
+    """An operand stored as the converter stored the op's other weights.
+
+    float32 constants; float16 ones dequantized before the op (`before`)
+    in float16 files; int8 with one symmetric scale in dynamic-range
+    (hybrid) files, `storage` `"int8"`, which LiteRT's hybrid kernel
+    requires of the peephole and projection weights (the layer-norm
+    coefficients and the projection bias stay float32 there: pass
+    `"float32"`).
+    """
+    schema = _compat.tflite_schema()
+    types = schema.TensorType
+    values = np.ascontiguousarray(values, np.float32)
+    if storage == "float32":
+        return _new_tensor(
+            model, subgraph, name, values.shape, types.FLOAT32, values.tobytes()
+        )
+    if storage == "int8":
+        scale = float(np.max(np.abs(values))) / 127 or 1.0
+        quantized = np.clip(np.round(values / scale), -127, 127)
+        index = _new_tensor(
+            model,
+            subgraph,
+            name,
+            values.shape,
+            types.INT8,
+            quantized.astype(np.int8).tobytes(),
+        )
+        params = schema.QuantizationParametersT()
+        params.scale = np.asarray([scale], np.float32)
+        params.zeroPoint = np.asarray([0], np.int64)
+        subgraph.tensors[index].quantization = params
+        return index
+    half = _new_tensor(
+        model,
+        subgraph,
+        f"{name}/float16",
+        values.shape,
+        types.FLOAT16,
+        values.astype(np.float16).tobytes(),
+    )
+    output = _new_tensor(model, subgraph, name, values.shape, types.FLOAT32)
+    op = schema.OperatorT()
+    op.opcodeIndex = _opcode_index(model, schema.BuiltinOperator.DEQUANTIZE)
+    op.inputs = np.asarray([half], np.int32)
+    op.outputs = np.asarray([output], np.int32)
+    subgraph.operators.insert(subgraph.operators.index(before), op)
+    return output
+
+
+def _variant_operands(variant):
+    """`{operand: (suffix, values, weight)}` for a variant's operands.
+
+    `weight`: whether a dynamic-range file stores it in int8 (peepholes
+    and projection), rather than float32 (layer norm, projection bias).
+    """
+    names = ("f", "c", "o") if variant.coupled_input_forget else "ifco"
+    operands = {}
+    if variant.peephole_kernel is not None:
+        rows = [n for n in names if n != "c"]
+        for gate, values in zip(rows, variant.peephole_kernel, strict=True):
+            slot = LSTM.peephole_weights["ifo".index(gate)]
+            operands[slot] = (f"cell_to_{gate}_weights", values, True)
+    if variant.layer_norm_scale is not None:
+        for gate, values in zip(names, variant.layer_norm_scale, strict=True):
+            slot = LSTM.layer_norm_coefficients["ifco".index(gate)]
+            operands[slot] = (
+                f"{gate}_layer_norm_coefficients",
+                values,
+                False,
+            )
+    if variant.projection_kernel is not None:
+        operands[LSTM.projection_weights] = (
+            "projection_weights",
+            variant.projection_kernel.T,
+            True,
+        )
+        if variant.projection_bias is not None:
+            operands[LSTM.projection_bias] = (
+                "projection_bias",
+                variant.projection_bias,
+                False,
+            )
+    return operands
+
+
+def write_lstm_variants(content: bytes, variants) -> bytes:
+    """Writes each lowered LSTM variant into its fused op.
+
+    For float32 and float16 files (the converter's `"none"` and
+    `"float16"` modes); the operands are stored as the op's other
+    weights are, float32 constants or float16 ones behind a DEQUANTIZE.
+
+    See "LSTM variants" above for what changes and the TFLite sources it
+    relies on.
+
+    Args:
+        content: The converted file, with float32 or float16 weights.
+        variants: The `keras_lstm.export.lowering.LoweredVariant`s that
+            `fused_sequence(..., variants=[...])` collected.
+
+    Returns:
+        The file's bytes; `content` itself when `variants` is empty.
+
+    Raises:
+        ValueError: if no op has a variant's float32 forget-gate weights,
+            or two variants have the same ones.
+    """
+    if not variants:
+        return content
+    model = flatbuffer.unpack(content)
+    subgraph = model.subgraphs[0]
+    lstm_ops = [
+        op
+        for op, name in zip(
+            subgraph.operators,
+            flatbuffer.object_op_names(model, subgraph),
+            strict=True,
+        )
+        if name == LSTM_OP
+    ]
+    producers = flatbuffer.object_producers(model, subgraph)
+    # A function traced twice records its layers twice: one per name.
+    by_name = {lowered.name: lowered for lowered in variants}
+    written = set()
+    for op in lstm_ops:
+        values, storage = flatbuffer.object_weight_values(
+            model, subgraph, int(op.inputs[LSTM.input_weights[1]]), producers
+        )
+        matches = [
+            lowered
+            for lowered in by_name.values()
+            if values is not None
+            and _same_weights(values, storage, lowered.forget_kernel.T)
+        ]
+        if len(matches) > 1:
+            raise ValueError(
+                "LSTM variants "
+                f"{sorted(lowered.name for lowered in matches)} have the "
+                "same forget-gate weights, so their fused ops cannot be "
+                "told apart. Give the layers different weights."
+            )
+        if matches:
+            _write_variant(model, subgraph, op, matches[0], storage)
+            written.add(matches[0].name)
+    missing = sorted(set(by_name) - written)
+    if missing:
+        raise ValueError(
+            f"LSTM variants {missing}: no fused LSTM op has their "
+            "forget-gate weights in float32 or float16. Variants are "
+            "written into float32 and float16 files only."
+        )
+    _release_orphans(model, subgraph)
+    return _pack(model)
+
+
+def _same_weights(values, storage, weights):
+    """Whether stored `values` are `weights` as that storage rounds them."""
+    if values.shape != weights.shape:
+        return False
+    if storage == "int8":
+        # Within half a quantum: the scale is the largest |w| / 127.
+        half_step = float(np.max(np.abs(weights))) / 127 / 2
+        return bool(np.all(np.abs(values - weights) <= half_step * 1.001))
+    dtype = np.float16 if storage == "float16" else np.float32
+    return np.array_equal(values, weights.astype(dtype).astype(np.float32))
+
+
+def _write_variant(model, subgraph, op, lowered, storage):
+    inputs = [int(i) for i in op.inputs]
+    variant = lowered.variant
+    if variant.coupled_input_forget:
+        for slot in (
+            LSTM.input_weights[0],
+            LSTM.recurrent_weights[0],
+            LSTM.gate_biases[0],
+        ):
+            inputs[slot] = -1
+    for slot, (suffix, values, weight) in _variant_operands(variant).items():
+        inputs[slot] = _add_constant(
+            model,
+            subgraph,
+            f"{lowered.name}/{suffix}",
+            values,
+            storage if weight or storage != "int8" else "float32",
+            op,
+        )
+    op.inputs = np.asarray(inputs, np.int32)
+    op.builtinOptions.cellClip = float(variant.cell_clip or 0.0)
+    op.builtinOptions.projClip = float(variant.projection_clip or 0.0)
+
+
+def _release_orphans(model, subgraph):
+    """Drops what only CIFG's stand-in input-gate operands used.
+
+    DEQUANTIZE ops whose output nothing reads (float16 files) are removed;
+    constants no operator reads lose their data, and
+    `drop_unused_buffers` then empties their buffers.
+    """
+
+    def read():
+        used = {int(i) for i in subgraph.outputs}
+        for op in subgraph.operators:
+            for operands in (op.inputs, op.intermediates):
+                if operands is not None:
+                    used.update(int(i) for i in operands)
+        return used
+
+    used = read()
+    names = flatbuffer.object_op_names(model, subgraph)
+    subgraph.operators = [
+        op
+        for op, name in zip(subgraph.operators, names, strict=True)
+        if not (name == "DEQUANTIZE" and int(op.outputs[0]) not in used)
+    ]
+    used = read() | {int(i) for i in subgraph.inputs}
+    for index, tensor in enumerate(subgraph.tensors):
+        if index not in used and flatbuffer.is_constant(model, tensor):
+            tensor.buffer = 0
 
 
 # ---------------------------------------------------------------------------
@@ -438,4 +715,9 @@ def requantize_int16x8(content: bytes) -> bytes:
     return _pack(model)
 
 
-__all__ = ["INT16X8_OPS", "repair_integer_lstms", "requantize_int16x8"]
+__all__ = [
+    "INT16X8_OPS",
+    "repair_integer_lstms",
+    "requantize_int16x8",
+    "write_lstm_variants",
+]

@@ -190,7 +190,7 @@ def to_tflite(
     traced = tracing.trace(checked)  # 2. Lower and trace.
     converted = conversion.convert(traced, checked)  # 3. Convert.
     content, int8 = rewrite.finish(  # 4. Rewrite.
-        converted, checked.quantization, checked.padding
+        converted, checked.quantization, checked.padding, traced.variants
     )
     found = inspection.inspect(  # 5. Inspect what the file holds.
         content, expected_lstm_ops=traced.fused_calls,
@@ -212,6 +212,7 @@ def _verify(temp, checked, traced, int8):
             conversion.convert(traced, checked, Quantization.NONE),
             Quantization.NONE,
             checked.padding,
+            traced.variants,
         )[0]
     check, check_name = checked.check_set()
     return verification.verify_file(

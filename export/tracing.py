@@ -38,6 +38,9 @@ class Traced:
         unrolled_calls: LSTM calls unrolled into builtin ops.
         state_inputs: For an external-state step, its explicit state
             inputs `((h_in, c_in), ...)` per LSTM; empty otherwise.
+        variants: The LSTM variants lowered to the plain fused op, whose
+            extra operands `rewrite.write_lstm_variants` writes in
+            (`lowering.LoweredVariant`).
     """
 
     export: keras.Model
@@ -46,6 +49,7 @@ class Traced:
     fused_calls: int
     unrolled_calls: int = 0
     state_inputs: tuple = ()
+    variants: list = dataclasses.field(default_factory=list)
 
 
 def trace(plan: Plan) -> Traced:
@@ -68,14 +72,16 @@ def trace(plan: Plan) -> Traced:
 
 
 class _CountingLowering:
-    """`fused_sequence`, counting the LSTM calls it lowers."""
+    """`fused_sequence`, counting the LSTM calls it lowers and collecting
+    the variants among them."""
 
     def __init__(self):
         self.calls = 0
+        self.variants = []
 
     def __call__(self, *args):
         self.calls += 1
-        return lowering.fused_sequence(*args)
+        return lowering.fused_sequence(*args, variants=self.variants)
 
 
 def _trace_fused(export, seam, data_spec):
@@ -87,7 +93,13 @@ def _trace_fused(export, seam, data_spec):
 
     function = tf.function(serve, input_signature=[data_spec])
     concrete = function.get_concrete_function()
-    return Traced(export, function, concrete, fused_calls=counter.calls)
+    return Traced(
+        export,
+        function,
+        concrete,
+        fused_calls=counter.calls,
+        variants=counter.variants,
+    )
 
 
 def _trace_external(export, seam, data_spec, batch_size):

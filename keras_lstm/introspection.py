@@ -34,9 +34,12 @@ def gate_activations(layer, inputs, initial_state=None):
     Runs the layer's own weights through the shared step
     (`keras_lstm.recurrence.lstm_step`) and records, for every step t,
 
-        f_t, i_t, c̃_t, o_t   forget, input, candidate, output gate
+        i_t, f_t, c̃_t, o_t   input, forget, candidate, output gate
         c_t = f_t ⊙ c_{t-1} + i_t ⊙ c̃_t
         h_t = o_t ⊙ tanh(c_t)
+
+    (or the equations of the layer's variant: peepholes, CIFG, layer norm,
+    projection, clipping).
 
     Dropout is not applied (inference). Steps are in processing order, so a
     `go_backwards` layer's results run from the last input step to the first,
@@ -46,13 +49,15 @@ def gate_activations(layer, inputs, initial_state=None):
         layer: A built `keras_lstm.LSTM`, `keras_lstm.LSTMCell`,
             `keras.layers.RNN` wrapping an LSTM cell, or `keras.layers.LSTM`.
         inputs: Array `(batch, time, features)`.
-        initial_state: Optional `[h_0, c_0]`, each `(batch, units)`.
+        initial_state: Optional `[h_0, c_0]`, each `(batch, units)` (`h_0`
+            `(batch, projection_units)` under a projection).
             Default: zeros.
 
     Returns:
         A `keras_lstm.recurrence.LSTMGates` of NumPy arrays, each
-        `(batch, time, units)`: `forget_gate`, `input_gate`, `candidate`,
-        `output_gate`, `c` and `h`.
+        `(batch, time, units)`: `input_gate`, `forget_gate`, `candidate`,
+        `output_gate`, `c` and `h` (`h` is `(batch, time, projection_units)`
+        under a projection).
 
     Raises:
         TypeError: if `layer` is not an LSTM layer or cell.
@@ -69,9 +74,10 @@ def gate_activations(layer, inputs, initial_state=None):
     if go_backwards:
         inputs = inputs[:, ::-1, :]
     batch = inputs.shape[0]
+    variant = cell._variant() if isinstance(cell, LSTMCell) else None
     if initial_state is None:
-        h = ops.zeros((batch, cell.units))
-        c = ops.zeros((batch, cell.units))
+        h = ops.zeros((batch, cell.state_size[0]))
+        c = ops.zeros((batch, cell.state_size[1]))
     else:
         h, c = (ops.convert_to_tensor(s, "float32") for s in initial_state)
     projected = recurrence.project_inputs(
@@ -87,14 +93,18 @@ def gate_activations(layer, inputs, initial_state=None):
             cell.activation,
             cell.recurrent_activation,
             bias=cell.bias,
+            variant=variant,
         )
         h, c = gates.h, gates.c
         steps.append(gates)
+    if not steps:
+        sizes = [cell.units] * 5 + [cell.state_size[0]]
+        return recurrence.LSTMGates(
+            *(np.zeros((batch, 0, size), "float32") for size in sizes)
+        )
     return recurrence.LSTMGates(
         *(
             np.stack([ops.convert_to_numpy(step[k]) for step in steps], axis=1)
-            if steps
-            else np.zeros((batch, 0, cell.units), "float32")
             for k in range(len(recurrence.LSTMGates._fields))
         )
     )

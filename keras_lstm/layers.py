@@ -10,6 +10,7 @@ are imported only on their backend, behind `LSTM.inner_loop`.
 
 import contextlib
 import contextvars
+import math
 import numbers
 import typing
 
@@ -58,6 +59,104 @@ def _check_implementation(implementation):
     return implementation
 
 
+def _check_flag(name, value):
+    # `is`: 1 == True, but 1 is not a valid value.
+    if value is not True and value is not False:
+        raise TypeError(
+            f"Received an invalid value for argument `{name}`, expected "
+            f"True or False, got {value!r}."
+        )
+    return value
+
+
+def _check_projection_units(value):
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or value <= 0
+    ):
+        raise ValueError(
+            "Received an invalid value for argument `projection_units`, "
+            f"expected None (no projection) or a positive integer, got "
+            f"{value!r}."
+        )
+    return int(value)
+
+
+def _check_clip(name, value):
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(
+            f"Received an invalid value for argument `{name}`, expected None "
+            f"(no clipping) or a positive float, got {value!r}. (TFLite "
+            "writes 0 for no clipping; here that is None.)"
+        )
+    return float(value)
+
+
+# The variant arguments and their defaults, which give the plain LSTM.
+VARIANT_DEFAULTS = {
+    "use_peepholes": False,
+    "coupled_input_forget": False,
+    "use_layer_norm": False,
+    "projection_units": None,
+    "use_projection_bias": False,
+    "cell_clip": None,
+    "projection_clip": None,
+}
+
+
+def _check_variant(
+    use_peepholes,
+    coupled_input_forget,
+    use_layer_norm,
+    projection_units,
+    use_projection_bias,
+    cell_clip,
+    projection_clip,
+):
+    """The variant arguments, validated, as a dict keyed by argument name."""
+    variant = {
+        "use_peepholes": _check_flag("use_peepholes", use_peepholes),
+        "coupled_input_forget": _check_flag(
+            "coupled_input_forget", coupled_input_forget
+        ),
+        "use_layer_norm": _check_flag("use_layer_norm", use_layer_norm),
+        "projection_units": _check_projection_units(projection_units),
+        "use_projection_bias": _check_flag(
+            "use_projection_bias", use_projection_bias
+        ),
+        "cell_clip": _check_clip("cell_clip", cell_clip),
+        "projection_clip": _check_clip("projection_clip", projection_clip),
+    }
+    if variant["projection_units"] is None:
+        for name in ("use_projection_bias", "projection_clip"):
+            if variant[name] not in (None, False):
+                raise ValueError(
+                    f"Received {name}={variant[name]!r} without a "
+                    "projection: it applies to the projected output. Pass "
+                    f"projection_units=N as well, or drop {name}."
+                )
+    return variant
+
+
+def _variant_summary(cell):
+    """The variant arguments that differ from the plain LSTM's, as text."""
+    return ", ".join(
+        f"{name}={getattr(cell, name)!r}"
+        for name, default in VARIANT_DEFAULTS.items()
+        if getattr(cell, name) != default
+    )
+
+
 def _as_float(inputs, dtype):
     """Integer or boolean inputs cast to `dtype`, as Keras takes them."""
     if keras.backend.is_float_dtype(
@@ -99,6 +198,27 @@ class LSTMCell(keras.layers.Layer, _compat.DropoutRNNCell):
     of `keras.layers.LSTMCell`, so weights move between the two with
     `get_weights` / `set_weights`.
 
+    The variants that TFLite's LSTM kernel runs are opt-in, alone or
+    combined, with TFLite's equations (`keras_lstm.recurrence.lstm_step`,
+    docs/variants.md). With `a_g = x_t W_g + h_{t-1} U_g`:
+
+        peepholes   a_i += p_i ⊙ c_{t-1},  a_f += p_f ⊙ c_{t-1},
+                    a_o += p_o ⊙ c_t
+        layer norm  z_g = γ_g ⊙ (a_g − mean(a_g)) / sqrt(var(a_g) + 1e-8)
+                          + b_g
+        CIFG        i_t = 1 − f_t
+        cell_clip   c_t = clip(c_t, −cell_clip, cell_clip)
+        projection  h_t = clip((o_t ⊙ tanh(c_t)) P + p_b, ±projection_clip)
+
+    Their weights, with G = 4 gate blocks (3 under CIFG: f, c̃, o) and
+    `h_dim = projection_units or units`: `kernel (input_dim, G * units)`,
+    `recurrent_kernel (h_dim, G * units)`, `bias (G * units,)`,
+    `peephole_kernel (P, units)` (rows i, f, o; f, o under CIFG;
+    zeros at first), `layer_norm_scale (G, units)` (ones at first),
+    `projection_kernel (units, projection_units)` (`kernel_initializer`)
+    and `projection_bias (projection_units,)` (zeros at first). The
+    variants' weights take no regularizer or constraint.
+
     Args:
         units: Positive integer, dimensionality of the output space.
         activation: Activation for the candidate and for `tanh(c_t)`.
@@ -127,6 +247,24 @@ class LSTMCell(keras.layers.Layer, _compat.DropoutRNNCell):
         recurrent_dropout: Float in [0, 1). Fraction of `h_{t-1}` to drop,
             with one mask per gate for the whole sequence. Default: `0.0`.
         seed: Random seed for dropout. Default: `None`.
+        use_peepholes: Keyword only. Boolean, whether the input, forget
+            and output gates read the cell state through diagonal
+            (peephole) weights. Default: `False`.
+        coupled_input_forget: Keyword only. Boolean, CIFG: no input gate
+            of its own, `i_t = 1 - f_t`. Default: `False`.
+        use_layer_norm: Keyword only. Boolean, whether each gate's
+            pre-activation is layer-normalised (TFLite's layer-norm LSTM).
+            Default: `False`.
+        projection_units: Keyword only. `None`, or a positive integer: the
+            size of a linear projection of the output, which is then the
+            hidden state fed back. Default: `None`.
+        use_projection_bias: Keyword only. Boolean, whether the projection
+            has a bias; needs `projection_units`. Default: `False`.
+        cell_clip: Keyword only. `None`, or a positive float that bounds
+            the cell state. Default: `None`.
+        projection_clip: Keyword only. `None`, or a positive float that
+            bounds the projected output; needs `projection_units`.
+            Default: `None`.
         implementation: Keyword only, 1 or 2, as in Keras. 2 computes the
             gates from one product per step and draws one input-dropout
             mask; 1 computes each gate from its own product, with its own
@@ -136,7 +274,8 @@ class LSTMCell(keras.layers.Layer, _compat.DropoutRNNCell):
     Call arguments:
         inputs: A 2D tensor `(batch, features)`; integer inputs are cast
             to the compute dtype.
-        states: A list `[h_{t-1}, c_{t-1}]`, each `(batch, units)`.
+        states: A list `[h_{t-1}, c_{t-1}]`, `h` of shape
+            `(batch, projection_units or units)`, `c` of `(batch, units)`.
         training: Python boolean; dropout is applied only when `True`.
 
     Example:
@@ -166,14 +305,38 @@ class LSTMCell(keras.layers.Layer, _compat.DropoutRNNCell):
         dropout=0.0,
         recurrent_dropout=0.0,
         seed=None,
+        *,
+        use_peepholes=False,
+        coupled_input_forget=False,
+        use_layer_norm=False,
+        projection_units=None,
+        use_projection_bias=False,
+        cell_clip=None,
+        projection_clip=None,
         **kwargs,
     ):
         units = _check_units(units)
         dropout = _check_rate("dropout", dropout)
         recurrent_dropout = _check_rate("recurrent_dropout", recurrent_dropout)
         implementation = _check_implementation(kwargs.pop("implementation", 2))
+        variant = _check_variant(
+            use_peepholes,
+            coupled_input_forget,
+            use_layer_norm,
+            projection_units,
+            use_projection_bias,
+            cell_clip,
+            projection_clip,
+        )
         super().__init__(**kwargs)
         self.units = units
+        self.use_peepholes = variant["use_peepholes"]
+        self.coupled_input_forget = variant["coupled_input_forget"]
+        self.use_layer_norm = variant["use_layer_norm"]
+        self.projection_units = variant["projection_units"]
+        self.use_projection_bias = variant["use_projection_bias"]
+        self.cell_clip = variant["cell_clip"]
+        self.projection_clip = variant["projection_clip"]
         self.activation = _get_activation("activation", activation)
         self.recurrent_activation = _get_activation(
             "recurrent_activation", recurrent_activation
@@ -200,11 +363,43 @@ class LSTMCell(keras.layers.Layer, _compat.DropoutRNNCell):
         # per-gate products keep results identical.
         self.implementation = 1 if recurrent_dropout > 0 else implementation
         if self.implementation == 1:
-            self.dropout_mask_count = 4
+            self.dropout_mask_count = self._gate_count
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed=seed)
-        self.state_size = [self.units, self.units]
-        self.output_size = self.units
+        hidden = self.projection_units or self.units
+        self.state_size = [hidden, self.units]
+        self.output_size = hidden
+
+    @property
+    def _gate_count(self):
+        """G, the gate blocks in the kernels: 4, or 3 under CIFG."""
+        return 3 if self.coupled_input_forget else 4
+
+    @property
+    def _is_variant(self):
+        """Whether any variant argument differs from the plain LSTM's."""
+        return any(
+            getattr(self, name) != default
+            for name, default in VARIANT_DEFAULTS.items()
+        )
+
+    def _variant(self):
+        """The live variant weights as a `recurrence.LSTMVariant`, or `None`.
+
+        Read at every call, never cached: tfmot swaps weights with
+        `setattr`.
+        """
+        if not self._is_variant:
+            return None
+        return recurrence.LSTMVariant(
+            coupled_input_forget=self.coupled_input_forget,
+            peephole_kernel=self.peephole_kernel,
+            layer_norm_scale=self.layer_norm_scale,
+            projection_kernel=self.projection_kernel,
+            projection_bias=self.projection_bias,
+            cell_clip=self.cell_clip,
+            projection_clip=self.projection_clip,
+        )
 
     def build(self, input_shape):
         if len(input_shape) != 2:
@@ -219,15 +414,16 @@ class LSTMCell(keras.layers.Layer, _compat.DropoutRNNCell):
                 "LSTMCell needs a known feature size (last axis of `inputs`), "
                 f"got shape {tuple(input_shape)}."
             )
+        gates = self._gate_count
         self.kernel = self.add_weight(
-            shape=(input_dim, 4 * self.units),
+            shape=(input_dim, gates * self.units),
             name="kernel",
             initializer=self.kernel_initializer,
             regularizer=self.kernel_regularizer,
             constraint=self.kernel_constraint,
         )
         self.recurrent_kernel = self.add_weight(
-            shape=(self.units, 4 * self.units),
+            shape=(self.state_size[0], gates * self.units),
             name="recurrent_kernel",
             initializer=self.recurrent_initializer,
             regularizer=self.recurrent_regularizer,
@@ -235,7 +431,7 @@ class LSTMCell(keras.layers.Layer, _compat.DropoutRNNCell):
         )
         if self.use_bias:
             self.bias = self.add_weight(
-                shape=(4 * self.units,),
+                shape=(gates * self.units,),
                 name="bias",
                 initializer=self._bias_initializer,
                 regularizer=self.bias_regularizer,
@@ -243,14 +439,47 @@ class LSTMCell(keras.layers.Layer, _compat.DropoutRNNCell):
             )
         else:
             self.bias = None
+        self._build_variant(gates)
+
+    def _build_variant(self, gates):
+        self.peephole_kernel = self.layer_norm_scale = None
+        self.projection_kernel = self.projection_bias = None
+        if self.use_peepholes:
+            # Zeros: training starts from the plain LSTM.
+            self.peephole_kernel = self.add_weight(
+                shape=(gates - 1, self.units),
+                name="peephole_kernel",
+                initializer="zeros",
+            )
+        if self.use_layer_norm:
+            self.layer_norm_scale = self.add_weight(
+                shape=(gates, self.units),
+                name="layer_norm_scale",
+                initializer="ones",
+            )
+        if self.projection_units is not None:
+            self.projection_kernel = self.add_weight(
+                shape=(self.units, self.projection_units),
+                name="projection_kernel",
+                initializer=self.kernel_initializer,
+            )
+            if self.use_projection_bias:
+                self.projection_bias = self.add_weight(
+                    shape=(self.projection_units,),
+                    name="projection_bias",
+                    initializer="zeros",
+                )
 
     def _bias_initializer(self, shape, dtype=None):
         if not self.unit_forget_bias:
             return self.bias_initializer(shape, dtype=dtype)
         units = self.units
+        # The forget block is the second of (i, f, c, o), the first of
+        # (f, c, o) under CIFG.
+        before = [] if self.coupled_input_forget else [units]
         return keras.ops.concatenate(
-            [
-                self.bias_initializer((units,), dtype=dtype),
+            [self.bias_initializer((n,), dtype=dtype) for n in before]
+            + [
                 keras.initializers.get("ones")((units,), dtype=dtype),
                 self.bias_initializer((2 * units,), dtype=dtype),
             ]
@@ -279,14 +508,24 @@ class LSTMCell(keras.layers.Layer, _compat.DropoutRNNCell):
         # Implementation 1 computes gate by gate: a list of 4 masks, `None`
         # where there is no dropout.
         per_gate = self.implementation == 1
-        input_mask = recurrent_masks = [None] * 4 if per_gate else None
+        input_mask = recurrent_masks = (
+            [None] * self._gate_count if per_gate else None
+        )
         if training and self.dropout > 0:
             input_mask = self.get_dropout_mask(inputs)
         if training and self.recurrent_dropout > 0:
             recurrent_masks = self.get_recurrent_dropout_mask(h_prev)
+        variant = self._variant()
         projected, bias = recurrence.project_inputs_with_dropout(
-            inputs, self.kernel, self.bias, input_mask
+            inputs,
+            self.kernel,
+            self.bias if variant is None else None,
+            input_mask,
         )
+        if variant is not None:
+            # Layer norm needs the bias after the normalisation; lstm_step
+            # adds it where it belongs.
+            bias = self.bias
         gates = recurrence.lstm_step(
             projected,
             h_prev,
@@ -298,6 +537,7 @@ class LSTMCell(keras.layers.Layer, _compat.DropoutRNNCell):
             recurrent_projection=recurrence.project_recurrent_with_dropout(
                 h_prev, self.recurrent_kernel, recurrent_masks
             ),
+            variant=variant,
         )
         return gates.h, [gates.h, gates.c]
 
@@ -347,6 +587,7 @@ class LSTMCell(keras.layers.Layer, _compat.DropoutRNNCell):
             "recurrent_dropout": self.recurrent_dropout,
             "seed": self.seed,
             "implementation": self.implementation,
+            **{name: getattr(self, name) for name in VARIANT_DEFAULTS},
         }
         return {**super().get_config(), **config}
 
@@ -442,6 +683,8 @@ def _backend_kernel_applies(call):
     """
     layer = call.layer
     cell = layer.cell
+    if layer._is_variant:
+        return False  # No backend kernel has peepholes, CIFG, layer norm...
     if layer.use_cudnn not in ("auto", True) or cell.recurrent_dropout:
         return False
     if call.training and cell.dropout and cell.implementation == 1:
@@ -473,10 +716,12 @@ def _needs_keras_loop(call):
 
 def _tf_sequence_applies(call):
     """`tf_sequence.lstm_sequence` computes this call: TensorFlow, no mask,
-    no unroll, and no dropout to draw while training (the cell draws it)."""
+    no unroll, no dropout to draw while training (the cell draws it), and
+    no variant (these routes pass the plain LSTM's weights only)."""
     layer = call.layer
     return (
         keras.backend.backend() == "tensorflow"
+        and not layer._is_variant
         and not _needs_keras_loop(call)
         and not (
             call.training and (layer.dropout > 0 or layer.recurrent_dropout > 0)
@@ -683,6 +928,11 @@ class LSTM(keras.layers.RNN):
 
     Every path gives `keras.layers.LSTM`'s numbers within float32 rounding.
 
+    The variants (`use_peepholes`, `coupled_input_forget`, `use_layer_norm`,
+    `projection_units`, `cell_clip`, `projection_clip`; see `LSTMCell` and
+    docs/variants.md) have no cuDNN or backend kernel: they run the
+    `"generic"` path (or `"lowered"`).
+
     Args:
         units: Positive integer, dimensionality of the output space.
         activation: Activation for the candidate and for `tanh(c_t)`.
@@ -724,6 +974,16 @@ class LSTM(keras.layers.RNN):
             the backend's cuDNN kernel where it applies and falls back
             otherwise; `True` raises `ValueError` at call time where it does
             not apply; `False` never uses it. Default: `"auto"`.
+        use_peepholes: Keyword only, as in `LSTMCell`. Default: `False`.
+        coupled_input_forget: Keyword only, as in `LSTMCell`.
+            Default: `False`.
+        use_layer_norm: Keyword only, as in `LSTMCell`. Default: `False`.
+        projection_units: Keyword only, as in `LSTMCell`; the output and
+            `h` then have this size. Default: `None`.
+        use_projection_bias: Keyword only, as in `LSTMCell`.
+            Default: `False`.
+        cell_clip: Keyword only, as in `LSTMCell`. Default: `None`.
+        projection_clip: Keyword only, as in `LSTMCell`. Default: `None`.
         implementation: Keyword only, 1 or 2, as in `LSTMCell`.
             Default: `2`.
 
@@ -733,7 +993,8 @@ class LSTM(keras.layers.RNN):
         mask: Optional boolean tensor `(batch, timesteps)`; `False` skips a
             step.
         training: Python boolean; dropout is applied only when `True`.
-        initial_state: Optional list `[h_0, c_0]`, each `(batch, units)`.
+        initial_state: Optional list `[h_0, c_0]`: `h_0` of shape
+            `(batch, projection_units or units)`, `c_0` of `(batch, units)`.
 
     Example:
 
@@ -768,6 +1029,14 @@ class LSTM(keras.layers.RNN):
         stateful=False,
         unroll=False,
         use_cudnn="auto",
+        *,
+        use_peepholes=False,
+        coupled_input_forget=False,
+        use_layer_norm=False,
+        projection_units=None,
+        use_projection_bias=False,
+        cell_clip=None,
+        projection_clip=None,
         **kwargs,
     ):
         # `is` for the booleans: 1 == True, but 1 is not a valid value.
@@ -794,11 +1063,24 @@ class LSTM(keras.layers.RNN):
             dropout=dropout,
             recurrent_dropout=recurrent_dropout,
             seed=seed,
+            use_peepholes=use_peepholes,
+            coupled_input_forget=coupled_input_forget,
+            use_layer_norm=use_layer_norm,
+            projection_units=projection_units,
+            use_projection_bias=use_projection_bias,
+            cell_clip=cell_clip,
+            projection_clip=projection_clip,
             dtype=kwargs.get("dtype"),
             trainable=kwargs.get("trainable", True),
             name="lstm_cell",
             implementation=kwargs.pop("implementation", 2),
         )
+        if use_cudnn is True and cell._is_variant:
+            raise ValueError(
+                "Received use_cudnn=True with an LSTM variant "
+                f"({_variant_summary(cell)}): cuDNN computes only the plain "
+                "LSTM. Pass use_cudnn='auto' (the default) or False."
+            )
         super().__init__(
             cell,
             return_sequences=return_sequences,
@@ -866,15 +1148,22 @@ class LSTM(keras.layers.RNN):
                 "`initial_state` must be a list of 2 tensors [h_0, c_0], got "
                 f"{len(states)}. Pass both the hidden and the cell state."
             )
-        for name, state in zip(("h_0", "c_0"), states, strict=True):
+        for name, size, state in zip(
+            ("h_0", "c_0"), self.cell.state_size, states, strict=True
+        ):
             shape = tuple(state.shape)
-            ok = len(shape) == 2 and shape[1] == self.units
+            ok = len(shape) == 2 and shape[1] == size
             if ok and None not in (batch_size, shape[0]):
                 ok = shape[0] == batch_size
             if not ok:
+                what = (
+                    "projection_units"
+                    if name == "h_0" and self.cell.projection_units
+                    else "units"
+                )
                 raise ValueError(
                     f"`initial_state` {name} must have shape "
-                    f"(batch, units) = ({batch_size}, {self.units}), got "
+                    f"(batch, {what}) = ({batch_size}, {size}), got "
                     f"{shape}."
                 )
 
@@ -888,6 +1177,8 @@ class LSTM(keras.layers.RNN):
 
         - `"lowered"` while `keras_lstm.export` lowers the layer to TFLite's
           fused LSTM (see `lowering`).
+        - `"generic"` for an LSTM variant (peepholes, CIFG, layer norm,
+          projection, clipping), which no backend kernel computes.
         - `"cudnn"`, the backend's cuDNN kernel, where `keras.layers.LSTM`
           would use it: `use_cudnn` is `"auto"` or `True`, no recurrent
           dropout, the backend's `cudnn_ok` (`tanh` / `sigmoid`, a bias, no
@@ -939,6 +1230,12 @@ class LSTM(keras.layers.RNN):
             )
         call = RouteCall(self, mask, training, batch_size, bool(jit_compile))
         return route(call, exclude)
+
+    @property
+    def _is_variant(self):
+        """Whether the layer is an LSTM variant: no backend kernel computes
+        one, so it runs the generic loop (or the lowering)."""
+        return self.cell._is_variant
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if keras.tree.is_nested(mask):
@@ -1108,6 +1405,7 @@ class LSTM(keras.layers.RNN):
                 "dropout",
                 "recurrent_dropout",
                 "seed",
+                *VARIANT_DEFAULTS,
             )
         }
         config["activity_regularizer"] = keras.regularizers.serialize(

@@ -107,6 +107,7 @@ def lstm_sequence(
     project_first=False,
     unroll=False,
     exact_gradient=True,
+    variant=None,
 ):
     """Runs `recurrence.lstm_step` over a whole sequence.
 
@@ -124,17 +125,18 @@ def lstm_sequence(
 
     Args:
         inputs: `(batch, time, features)`.
-        h0: `(batch, units)` initial hidden state.
+        h0: `(batch, h_dim)` initial hidden state (`h_dim` is
+            `projection_units` under a projection, else `units`).
         c0: `(batch, units)` initial cell state.
-        kernel: `(features, 4 * units)`.
-        recurrent_kernel: `(units, 4 * units)`.
+        kernel: `(features, G * units)`, G = 4 gate blocks (3 under CIFG).
+        recurrent_kernel: `(h_dim, G * units)`.
         activation: callable, as in `lstm_step`.
         recurrent_activation: callable, as in `lstm_step`.
-        bias: optional `(4 * units,)`, as in `lstm_step`.
+        bias: optional `(G * units,)`, as in `lstm_step`.
         go_backwards: process the sequence from its last step to its first;
             the outputs are then in processing (reversed) order, as in Keras.
         return_sequences: whether to collect the output of every step.
-        parallel_gates: compute `h_{t-1} U` as four gate products that run
+        parallel_gates: compute `h_{t-1} U` as G gate products that run
             side by side (`parallel_matmul`).
         project_first: compute `x_t W` for every step in one product before
             the loop (`recurrence.project_inputs` on the whole sequence),
@@ -145,9 +147,10 @@ def lstm_sequence(
         unroll: a Python loop over the (static) time axis instead of a
             `tf.while_loop`: one graph node per step, which XLA can
             schedule across steps. Needs a known number of timesteps.
+        variant: optional `recurrence.LSTMVariant`, as in `lstm_step`.
 
     Returns:
-        `(last_output, outputs, h, c)`. `outputs` is `(batch, time, units)`
+        `(last_output, outputs, h, c)`. `outputs` is `(batch, time, h_dim)`
         when `return_sequences`, else `last_output[:, None, :]`.
     """
     if project_first:
@@ -156,7 +159,11 @@ def lstm_sequence(
     if go_backwards:
         time_major = tf.reverse(time_major, [0])
     blocks = (
-        split_for_parallel_matmul(recurrent_kernel) if parallel_gates else None
+        split_for_parallel_matmul(
+            recurrent_kernel, parts=recurrence.gate_count(variant)
+        )
+        if parallel_gates
+        else None
     )
 
     def step(x_t, h, c):
@@ -173,6 +180,7 @@ def lstm_sequence(
                 if parallel_gates
                 else None
             ),
+            variant=variant,
         )
 
     if unroll:

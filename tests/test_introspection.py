@@ -20,7 +20,7 @@ def _numpy_lstm(x, kernel, recurrent_kernel, bias):
     units = recurrent_kernel.shape[0]
     h = np.zeros((batch, units))
     c = np.zeros((batch, units))
-    record = {k: [] for k in ("f", "i", "cand", "o", "c", "h")}
+    record = {k: [] for k in ("i", "f", "cand", "o", "c", "h")}
     for t in range(steps):
         z = x[:, t] @ kernel + h @ recurrent_kernel + bias
         i = _sigmoid(z[:, :units])
@@ -29,7 +29,7 @@ def _numpy_lstm(x, kernel, recurrent_kernel, bias):
         o = _sigmoid(z[:, 3 * units :])
         c = f * c + i * cand
         h = o * np.tanh(c)
-        for key, value in zip(record, (f, i, cand, o, c, h), strict=True):
+        for key, value in zip(record, (i, f, cand, o, c, h), strict=True):
             record[key].append(value)
     return {k: np.stack(v, axis=1) for k, v in record.items()}
 

@@ -831,7 +831,13 @@ def test_same_arguments_and_defaults_as_keras(ours, reference):
             if name not in ("self", "kwargs")
         }
 
-    assert defaults(ours) == defaults(reference)
+    # Plus the variants' keyword-only arguments, whose defaults give the
+    # plain LSTM (tests/test_variants.py).
+    variants = keras_lstm.layers.VARIANT_DEFAULTS
+    assert {k: defaults(ours)[k] for k in variants} == variants
+    assert {
+        k: v for k, v in defaults(ours).items() if k not in variants
+    } == defaults(reference)
 
 
 # -- bad input: one test per case ------------------------------------------

@@ -169,6 +169,12 @@ def _twin_rnn(layer, qat_layers):
     cell = layer.cell
     if layer.unroll:
         raise _Unsupported("unroll=True (the fused op is a loop)")
+    if getattr(cell, "_is_variant", False):
+        # The twin computes the plain LSTM only (issue 21, item 6).
+        raise _Unsupported(
+            "an LSTM variant (peepholes, CIFG, layer norm, projection or "
+            "clipping), which the QAT twin does not compute yet"
+        )
     cell_kwargs = {
         "units": cell.units,
         "activation": keras.activations.serialize(cell.activation),
