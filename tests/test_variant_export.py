@@ -368,6 +368,11 @@ def test_to_tflite_writes_variants_and_verifies_them(
         options = flatbuffer.lstm_options(file.read())
     cell = layers[0].cell
     assert options[0]["cell_clip"] == pytest.approx(cell.cell_clip or 0.0)
+    # TFLite Micro's LSTM kernel refuses variants: the report says which.
+    blockers = report.tflite_micro_blockers
+    assert any(
+        "LSTM variant" in b and "peepholes" in b for b in blockers
+    ), blockers
     fresh = rng.standard_normal((8, STEPS, FEATURES)).astype("float32")
     assert not checked.problems(
         load_tflite(report.path).predict(fresh), np.asarray(model(fresh))

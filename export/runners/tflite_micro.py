@@ -443,6 +443,14 @@ def _static_blockers(content):
                 "quantization); TFLite Micro has no hybrid kernels and "
                 f"fails to prepare it: {_FOR_TFLM}"
             )
+        elif op.name == flatbuffer.LSTM_OP and _variant_parts(op):
+            reason = (
+                f"is an LSTM variant ({_variant_parts(op)}); TFLite Micro's "
+                "LSTM kernel (ValidateTensorStatus / ValidateTensorSize), "
+                "CMSIS-NN and Vela run the plain LSTM only: run this file "
+                "on LiteRT, or train a plain keras_lstm.LSTM for the "
+                "microcontroller"
+            )
         elif op.name == "DEQUANTIZE" and operands[0].type == "FLOAT16":
             reason = (
                 "expands float16 weights; TFLite Micro's DEQUANTIZE takes "
@@ -457,6 +465,27 @@ def _static_blockers(content):
         (name, f"{name} ({_operators(indices)}) {reason}")
         for (name, reason), indices in found.items()
     ]
+
+
+def _variant_parts(op):
+    """The variant operands a fused LSTM op carries, in words."""
+    lstm = flatbuffer.LSTM
+
+    def has(*positions):
+        return any(
+            p < len(op.inputs) and op.inputs[p] is not None for p in positions
+        )
+
+    parts = []
+    if not has(*lstm.input_weights[:1]) and has(*lstm.input_weights[1:]):
+        parts.append("coupled input and forget gates (CIFG)")
+    if has(*lstm.peephole_weights):
+        parts.append("peepholes")
+    if has(lstm.projection_weights):
+        parts.append("a projection")
+    if has(*lstm.layer_norm_coefficients):
+        parts.append("layer norm")
+    return ", ".join(parts)
 
 
 def _operators(indices):
