@@ -58,16 +58,20 @@ def output_path(path):
     return path
 
 
+def _positive_real(value):
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, numbers.Real)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
 def tolerance(value):
     """A positive finite max-abs bound, or `None` for the default."""
     if value is None:
         return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
+    if not _positive_real(value):
         raise ValueError(
             f"Received an invalid value for argument `tolerance`: "
             f"{value!r}. Expected a positive float (a bound on the max abs "
@@ -99,12 +103,7 @@ def positive_float(name, value):
     """A positive finite float, or `None` for the default."""
     if value is None:
         return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
+    if not _positive_real(value):
         raise ValueError(
             f"Received an invalid value for argument `{name}`: {value!r}. "
             "Expected a positive float, or None for the default "

@@ -146,6 +146,18 @@ def _sampled(data, what, limit):
     )
 
 
+def _full_batches(data, batch_size):
+    """Every sequence once, in batches; the last one filled up with the
+    first sequences, which repeats values and so moves no min or max."""
+    filler = np.concatenate([data] * -(-batch_size // data.shape[0]))
+    for start in range(0, data.shape[0], batch_size):
+        chunk = data[start : start + batch_size]
+        if chunk.shape[0] < batch_size:
+            missing = batch_size - chunk.shape[0]
+            chunk = np.concatenate([chunk, filler[:missing]])
+        yield chunk
+
+
 def representative_dataset(
     data: np.ndarray,
     *,
@@ -187,15 +199,10 @@ def representative_dataset(
         data = masking.valid_steps_first(data, padding)
     count = -(-data.shape[0] // batch_size)  # every sequence, once
     total = count * (data.shape[1] if streaming else 1)
-    filler = np.concatenate([data] * -(-batch_size // data.shape[0]))
 
     def batches():
         done = 0
-        for i in range(count):
-            chunk = data[i * batch_size : (i + 1) * batch_size]
-            if chunk.shape[0] < batch_size:
-                missing = batch_size - chunk.shape[0]
-                chunk = np.concatenate([chunk, filler[:missing]])
+        for chunk in _full_batches(data, batch_size):
             frames = (
                 [chunk[:, t : t + 1] for t in range(chunk.shape[1])]
                 if streaming
@@ -238,19 +245,13 @@ def stepped_dataset(
         state_inputs: `((h_in, c_in), ...)` per LSTM.
         progress: Called as `progress(done, total)` after each frame.
     """
-    count = -(-data.shape[0] // batch_size)
-    total = count * data.shape[1]
-    filler = np.concatenate([data] * -(-batch_size // data.shape[0]))
+    total = -(-data.shape[0] // batch_size) * data.shape[1]
     names = [name for pair in state_inputs for name in pair]
     shapes = [tuple(spec.shape) for spec in step.input_signature[1:]]
 
     def frames():
         done = 0
-        for i in range(count):
-            chunk = data[i * batch_size : (i + 1) * batch_size]
-            if chunk.shape[0] < batch_size:
-                missing = batch_size - chunk.shape[0]
-                chunk = np.concatenate([chunk, filler[:missing]])
+        for chunk in _full_batches(data, batch_size):
             states = [np.zeros(shape, np.float32) for shape in shapes]
             for t in range(chunk.shape[1]):
                 frame = chunk[:, t : t + 1]
