@@ -352,8 +352,8 @@ def test_a_lowering_bug_is_refused_whatever_the_quantization(
     # float32 twin of the same lowering refuses it at float tolerance.
     exact = export_lowering.fused_sequence
 
-    def off_by_a_hundredth(*args):
-        last, outputs, states = exact(*args)
+    def off_by_a_hundredth(*args, **kwargs):
+        last, outputs, states = exact(*args, **kwargs)
         return last + 0.01, outputs + 0.01, states
 
     monkeypatch.setattr(export_lowering, "fused_sequence", off_by_a_hundredth)
