@@ -41,7 +41,6 @@ from keras_lstm.export import (
     _compat,
     arguments,
     fidelity,
-    flatbuffer,
     inputs,
     inspection,
     lowering,
@@ -786,12 +785,13 @@ def verify_tflite(
     with open(path, "rb") as file:
         content = file.read()
     quantization = inspection.quantization_of(content)
+    runner = runners.load_tflite(path)
     names_in = names_out = None
     if multi_io.applies(model):
         shapes = multi_io.input_shapes(model, None)
         check = multi_io.data("check_data", check_data, model, shapes)
-        names_in = tuple(runners.load_tflite(path).input_names)
-        names_out = tuple(runners.load_tflite(path).output_names)
+        names_in = tuple(runner.input_names)
+        names_out = tuple(runner.output_names)
     else:
         check = [inputs.data("check_data", check_data, inputs.describe(model))]
     if check is None or check[0] is None:
@@ -799,17 +799,14 @@ def verify_tflite(
             "Received an invalid value for argument `check_data`: None. "
             "Give held-out inputs to verify the file on."
         )
-    streaming = flatbuffer.graph_inputs(content)[0].shape[1:2] == (1,) and (
-        check[0].ndim > 1 and check[0].shape[1] > 1
-    )
     verified, _ = verify_file(
         path,
         model,
         check,
         f"check_data ({check[0].shape[0]} sequences)",
         quantization=quantization,
-        streaming=streaming,
-        batch_size=int(flatbuffer.graph_inputs(content)[0].shape[0]),
+        streaming=runner.streaming,
+        batch_size=runner.batch_size,
         integer_content=content if quantization is Quantization.INT8 else None,
         names_in=names_in,
         names_out=names_out,
