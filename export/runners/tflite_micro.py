@@ -116,9 +116,11 @@ def _tflm_layout(path):
         )
     if layout.kind is LayoutKind.EXTERNAL_STATE:
         raise ValueError(
-            f"{path} keeps its LSTM state as explicit inputs and outputs, "
-            "for runtimes without variable tensors; TFLite Micro has them. "
-            "Export with streaming=True (variable state) for TFLite Micro."
+            f"{path} keeps its LSTM state as explicit inputs and outputs "
+            "(the file for TFLite Micro's CMSIS-NN kernels, which keep no "
+            "state between invokes); run it with load_tflite(path, "
+            "backend='tflite_micro').predict(x) or .step(frame), which "
+            "feed the state back."
         )
     refuse_blocked(content, path)
     return layout
