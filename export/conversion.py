@@ -17,7 +17,7 @@ from keras_lstm.export.tracing import Traced
 
 
 def convert(
-    traced: Traced, checked: Plan, quantization: Quantization | None = None
+    traced: Traced, checked: Plan, *, float_twin: bool = False
 ) -> bytes:
     """The converted flatbuffer of `traced`, as `checked` plans it.
 
@@ -25,19 +25,14 @@ def convert(
         traced: The lowered, traced model (`tracing.trace`).
         checked: The plan: its mode, calibration sequences, batch size,
             streaming, padding and progress callback.
-        quantization: Another mode than the plan's, converted without
-            calibration (a lossy file's float32 twin), or `None`.
+        float_twin: Convert the float32 twin of a lossy file instead: no
+            quantization, no calibration (it proves the lowering).
 
     Raises:
         ExportError: if the converter fails.
     """
-    calibration_data = checked.split.calibration
-    if quantization is None:
-        quantization = checked.quantization
-    elif quantization.needs_representative_data:
-        raise ValueError(f"{quantization.value!r} needs the plan's own mode.")
-    else:
-        calibration_data = None
+    quantization = Quantization.NONE if float_twin else checked.quantization
+    calibration_data = None if float_twin else checked.split.calibration
     batch_size, progress = checked.batch_size, checked.progress
     # The converter must see the tf.Variables behind Keras 3's variables:
     # given a trackable that holds them, it saves a SavedModel, keeps the

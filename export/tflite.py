@@ -209,7 +209,7 @@ def _verify(temp, checked, traced, int8):
     twin = None
     if checked.quantization is not Quantization.NONE:
         twin = rewrite.finish(
-            conversion.convert(traced, checked, Quantization.NONE),
+            conversion.convert(traced, checked, float_twin=True),
             Quantization.NONE,
             checked.padding,
             traced.variants,
