@@ -278,11 +278,13 @@ def lstm_step(
                 a = ops.add(a, gate_bias[name])
         return a
 
+    # The input gate first, as the plain step always computed it: the
+    # unrolled step files keep their op order, and so their bytes.
+    if not variant.coupled_input_forget:
+        input_gate = recurrent_activation(pre_activation("i", c_prev))
     forget_gate = recurrent_activation(pre_activation("f", c_prev))
     if variant.coupled_input_forget:
         input_gate = 1.0 - forget_gate
-    else:
-        input_gate = recurrent_activation(pre_activation("i", c_prev))
     candidate = activation(pre_activation("c"))
     c = forget_gate * c_prev + input_gate * candidate
     if variant.cell_clip is not None:
