@@ -1,14 +1,22 @@
 """What the examples share, so that each one reads top-down as a story.
 
 Not a framework: the command line every example takes (`--quick`,
-`--out`), aeon's classification data prepared for a fused LSTM, the
-accuracy score, and the markdown table and plot plumbing of the reports.
+`--out`), aeon's classification data prepared for a fused LSTM, float and
+QAT training with Adam, the accuracy score, and the markdown table, plot
+and file plumbing of the reports.
 """
 
 import argparse
 import dataclasses
+import json
+import pathlib
+import statistics
+import sys
+import time
 
+import keras
 import numpy as np
+import tqdm
 
 
 def parser(doc, quick_help, out_default="artifacts"):
@@ -101,6 +109,108 @@ def load_aeon(name, timesteps):
     )
 
 
+class _EpochBar(keras.callbacks.Callback):
+    """A tqdm bar per fit, one tick per epoch, recording epoch times."""
+
+    def __init__(self, epochs, desc):
+        super().__init__()
+        self.bar = tqdm.tqdm(total=epochs, desc=desc, unit="epoch")
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+        logs = logs or {}
+        shown = (("loss", "loss"), ("accuracy", "acc"))
+        self.bar.set_postfix(
+            {label: f"{logs[key]:.3f}" for key, label in shown if key in logs}
+        )
+        self.bar.update()
+
+    def on_train_end(self, logs=None):
+        self.bar.close()
+
+
+def train(
+    model,
+    x,
+    y,
+    *,
+    loss,
+    learning_rate,
+    epochs,
+    batch_size,
+    seed=None,
+    metrics=None,
+    desc="training",
+):
+    """Compiles `model` with Adam and fits it, with a progress bar.
+
+    Args:
+        model: a Keras 3 model.
+        x, y: the training split.
+        loss: the Keras loss.
+        learning_rate: Adam's learning rate.
+        epochs, batch_size: as for `fit`.
+        seed: if not None, Keras's random seed, set just before fitting so
+            that models fitted with one seed see the same shuffles.
+        metrics: as for `compile`.
+        desc: the progress bar's title.
+
+    Returns:
+        The median epoch time in seconds, the first epoch (which traces the
+        training function) left out.
+    """
+    model.compile(keras.optimizers.Adam(learning_rate), loss, metrics=metrics)
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    bar = _EpochBar(epochs, desc)
+    model.fit(
+        x, y, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[bar]
+    )
+    return statistics.median(bar.seconds[1:] or bar.seconds)
+
+
+def fine_tune_qat(
+    model, x, y, *, loss, epochs, batch_size, learning_rate=1e-3, callbacks=()
+):
+    """A QAT copy of `model` (`keras_lstm.export.qat.quantize_model`), fitted.
+
+    The QAT model is a tf_keras model (tfmot 0.8 speaks only Keras 2), so it
+    is compiled with tf_keras's Adam.
+
+    Args:
+        model: the trained Keras 3 float model.
+        x, y: the training split.
+        loss: the loss, by name.
+        epochs, batch_size: as for `fit`.
+        learning_rate: Adam's learning rate (1e-3 is Adam's default).
+        callbacks: tf_keras callbacks for `fit`.
+
+    Returns:
+        The fine-tuned tf_keras QAT model.
+    """
+    from keras_lstm.export import qat
+
+    qat_model = qat.quantize_model(model)
+    tf_keras = sys.modules["tf_keras"]
+    qat_model.compile(
+        optimizer=tf_keras.optimizers.Adam(learning_rate),
+        loss=loss,
+    )
+    qat_model.fit(
+        x,
+        y,
+        epochs=epochs,
+        batch_size=batch_size,
+        verbose=2,
+        callbacks=list(callbacks),
+    )
+    return qat_model
+
+
 def accuracy(probabilities, labels):
     """The share of rows whose argmax is the label, in [0, 1]."""
     return float(np.mean(np.argmax(probabilities, axis=-1) == labels))
@@ -129,3 +239,25 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(fig, path, dpi=110):
+    """Lays `fig` out, writes it to `path` and closes it."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
+
+
+def write_report(out, name, markdown, payload=None):
+    """Writes `<out>/<name>.md` (and `payload` as `<name>.json`), prints it.
+
+    Returns:
+        The markdown file's path.
+    """
+    out = pathlib.Path(out)
+    if payload is not None:
+        (out / f"{name}.json").write_text(json.dumps(payload, indent=2))
+    path = out / f"{name}.md"
+    path.write_text(markdown)
+    print("\n" + markdown)
+    return path

@@ -37,7 +37,6 @@ Usage:
 """
 
 import dataclasses
-import json
 import pathlib
 import statistics
 import sys
@@ -46,7 +45,17 @@ import traceback
 
 import keras
 import tqdm
-from _story import accuracy, fmt, load_aeon, markdown_table, pyplot
+from _story import (
+    accuracy,
+    fine_tune_qat,
+    fmt,
+    load_aeon,
+    markdown_table,
+    pyplot,
+    save_figure,
+    train,
+    write_report,
+)
 from _story import parser as story_parser
 
 import keras_lstm
@@ -57,6 +66,7 @@ from keras_lstm import export
 INT8_TOLERANCE_POINTS = 1.0
 # Sequences timed one at a time for LiteRT latency.
 LATENCY_SEQUENCES = 100
+LOSS = "sparse_categorical_crossentropy"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,65 +92,154 @@ SPECS = (
 )
 
 
-# ---------------------------------------------------------------------------
-# Training.
+def main(argv=None):
+    args = parse_args(argv)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    recorder = Recorder()
+    infos = [
+        run_dataset(spec, args, out, recorder)
+        for spec in SPECS
+        if spec.name in args.datasets
+    ]
+    checks = int8_checks(recorder.results)
+    plot_accuracy_size(recorder.results, out / "accuracy_vs_size.png")
+    payload = {
+        "quick": args.quick,
+        "wall_seconds": time.perf_counter() - start,
+        "datasets": infos,
+        "results": recorder.results,
+        "checks": checks,
+        "failed": recorder.failed,
+    }
+    write_report(out, "report", markdown_report(payload), payload)
+
+    holds = [c["holds"] for c in checks if c["required"]]
+    if all(h is True for h in holds):
+        print("CHECK PASSED: int8 (LiteRT and TFLite Micro) within 1 point.")
+    elif any(h is False for h in holds):
+        print("CHECK FAILED: int8 is more than 1 point below float32.")
+    else:
+        print("CHECK INCOMPLETE: some int8 variants were not measured.")
+    print(f"Wrote {out / 'report.md'} and {out / 'report.json'}.")
+    if recorder.failed:
+        return 1
+    # Tiny quick runs are smoke tests; only a full run enforces the check.
+    if not args.quick and not all(h is True for h in holds):
+        return 1
+    return 0
 
 
-def build_model(recurrent, spec, features, classes):
-    return keras.Sequential(
-        [
-            keras.Input((spec.timesteps, features)),
-            recurrent,
-            keras.layers.Dense(classes, activation="softmax"),
-        ]
+def parse_args(argv):
+    parser = story_parser(
+        __doc__, "2 epochs and a test subset: a smoke run for tests"
     )
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        choices=[s.name for s in SPECS],
+        default=[s.name for s in SPECS],
+        help="data sets to run (default: all)",
+    )
+    return parser.parse_args(argv)
 
 
-class _EpochBar(keras.callbacks.Callback):
-    """A tqdm bar per fit, one tick per epoch, recording epoch times."""
+def run_dataset(spec, args, out, recorder):
+    """One data set, steps 1 to 4 of the module docstring."""
+    folder = out / spec.name
+    folder.mkdir(parents=True, exist_ok=True)
+    recorder.dataset = spec.name
+    data, info = load(spec, args.quick)
+    ours = train_twins(spec, data, info, folder, recorder)
+    plot_gates(ours, data, spec, out / f"gates_{spec.name}.png")
+    files = export_files(ours, data, spec, info, folder, recorder)
+    verify(files, data, args.quick, recorder)
+    return info
 
-    def __init__(self, epochs, desc):
-        super().__init__()
-        self.bar = tqdm.tqdm(total=epochs, desc=desc, unit="epoch")
-        self.seconds = []
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
+def load(spec, quick):
+    """The data set normalized and padded, and its description."""
+    data = load_aeon(spec.name, spec.timesteps)
+    if quick:
+        # Every class still appears in a stride of the test set.
+        data.x_test = data.x_test[::8]
+        data.y_test = data.y_test[::8]
+        data.test_lengths = data.test_lengths[::8]
+    info = {
+        "dataset": spec.name,
+        "classes": data.classes,
+        "features": int(data.x_train.shape[2]),
+        "timesteps": spec.timesteps,
+        "train_sequences": len(data.x_train),
+        "test_sequences": len(data.x_test),
+        "train_length_range": _range(data.train_lengths),
+        "test_length_range": _range(data.test_lengths),
+        "units": spec.units,
+        "epochs": 2 if quick else spec.epochs,
+        "batch_size": spec.batch_size,
+        "learning_rate": spec.learning_rate,
+    }
+    tqdm.tqdm.write(
+        f"\n== {spec.name}: {len(data.x_train)} train / {len(data.x_test)} "
+        f"test sequences, {info['features']} channels, {len(data.classes)} "
+        f"classes, padded to {spec.timesteps} steps"
+    )
+    return data, info
 
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
-        logs = logs or {}
-        self.bar.set_postfix(
-            loss=f"{logs.get('loss', float('nan')):.3f}",
-            acc=f"{logs.get('accuracy', float('nan')):.3f}",
+
+def _range(lengths):
+    return [int(lengths.min()), int(lengths.max())]
+
+
+def train_twins(spec, data, info, folder, recorder):
+    """Our layer and keras.layers.LSTM trained from the same initial
+    weights on the same shuffles; returns ours."""
+    keras.utils.set_random_seed(0)
+    ours, twin = (
+        keras.Sequential(
+            [
+                keras.Input((spec.timesteps, info["features"])),
+                layer(spec.units, name="lstm"),
+                keras.layers.Dense(len(data.classes), activation="softmax"),
+            ]
         )
-        self.bar.update()
-
-    def on_train_end(self, logs=None):
-        self.bar.close()
-
-
-def train(model, data, spec, epochs, desc, seed=1):
-    """Fits `model`; returns the median epoch time (first epoch excluded)."""
-    model.compile(
-        keras.optimizers.Adam(spec.learning_rate),
-        "sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        for layer in (keras_lstm.LSTM, keras.layers.LSTM)
     )
-    # The same seed before each fit: both twins see the same shuffles.
-    keras.utils.set_random_seed(seed)
-    bar = _EpochBar(epochs, desc)
-    model.fit(
-        data.x_train,
-        data.y_train,
-        epochs=epochs,
-        batch_size=spec.batch_size,
-        verbose=0,
-        callbacks=[bar],
+    twin.set_weights(ours.get_weights())
+    info["parameters"] = int(ours.count_params())
+    seconds = [
+        train(
+            model,
+            data.x_train,
+            data.y_train,
+            loss=LOSS,
+            learning_rate=spec.learning_rate,
+            epochs=info["epochs"],
+            batch_size=spec.batch_size,
+            # The same seed before each fit: both twins see the same shuffles.
+            seed=1,
+            metrics=["accuracy"],
+            desc=f"{spec.name} {title}",
+        )
+        for model, title in (
+            (ours, "keras_lstm.LSTM"),
+            (twin, "keras.layers.LSTM"),
+        )
+    ]
+    keras_path = folder / "model.keras"
+    save_for_inference(ours, keras_path)
+    recorder.keras_row(
+        "keras float32",
+        ours,
+        data,
+        size_bytes=keras_path.stat().st_size,
+        epoch_seconds=seconds[0],
+        file=str(keras_path),
     )
-    # The first epoch pays for tracing the training function.
-    timed = bar.seconds[1:] or bar.seconds
-    return statistics.median(timed)
+    variant = "keras float32 (keras.layers.LSTM)"
+    recorder.keras_row(variant, twin, data, epoch_seconds=seconds[1])
+    return ours
 
 
 def save_for_inference(model, path):
@@ -150,18 +249,114 @@ def save_for_inference(model, path):
     clone.save(path)
 
 
-# ---------------------------------------------------------------------------
-# Export and runtimes.
+def export_files(ours, data, spec, info, folder, recorder):
+    """float32, dynamic-range and int8 files (post-training quantization),
+    and int8 after a short quantization-aware fine-tune: {precision: (path,
+    to_tflite's report)}."""
+    files = {}
 
+    def to_tflite(precision, model, path, quantization):
+        report = recorder.attempt(
+            f"export {precision}",
+            export.to_tflite,
+            model,
+            path,
+            quantization=quantization,
+            representative_data=data.x_train,
+            batch_size=1,
+        )
+        if report is not None:
+            files[precision] = (path, report)
 
-def export_tflite(model, path, quantization, data):
-    return export.to_tflite(
-        model,
-        path,
-        quantization=quantization,
-        representative_data=data.x_train,
-        batch_size=1,
+    for precision, mode in (
+        ("float32", "none"),
+        ("dynamic", "dynamic"),
+        ("int8", "int8"),
+    ):
+        to_tflite(precision, ours, folder / f"model_{precision}.tflite", mode)
+    qat = recorder.attempt(
+        "QAT fine-tuning",
+        fine_tune_qat,
+        ours,
+        data.x_train,
+        data.y_train,
+        loss=LOSS,
+        epochs=max(1, info["epochs"] // 5),
+        batch_size=spec.batch_size,
     )
+    if qat is not None:
+        # to_tflite moves the fine-tuned weights back into the Keras 3
+        # model, lowers it and calibrates, as for post-training int8.
+        to_tflite("int8 (QAT)", qat, folder / "model_int8_qat.tflite", "int8")
+        # What fine-tuning alone did, before any integer rounding.
+        tuned = recorder.attempt("QAT float weights", export.to_keras3, qat)
+        if tuned is not None:
+            variant = "keras float32 (after QAT fine-tuning)"
+            recorder.keras_row(variant, tuned, data)
+
+    info["notes"] = []
+    if "float32" in files and "dynamic" in files:
+        if files["dynamic"][1].size_bytes == files["float32"][1].size_bytes:
+            # Measured with TF 2.21: the converter hybrid-quantizes the
+            # fused LSTM only when its input-to-gate matrices have at least
+            # 1024 elements, and otherwise leaves every weight float.
+            features = info["features"]
+            info["notes"].append(
+                "litert dynamic: the file has the float32 file's size and "
+                "no int8 weight. TFLite's converter left the LSTM float: it "
+                "hybrid-quantizes it only when each input-to-gate matrix has "
+                f"at least 1024 elements; here {features} × {spec.units} = "
+                f"{features * spec.units}."
+            )
+    return files
+
+
+def verify(files, data, quick, recorder):
+    """Every file on LiteRT; float32 and int8 on TFLite Micro, with the int8
+    files' arena and what Vela makes of them."""
+    for precision, (path, report) in files.items():
+        measured = recorder.attempt(
+            f"LiteRT {precision}", litert_run, path, data, quick
+        )
+        if measured is not None:
+            probabilities, latency = measured
+            recorder.row(
+                f"litert {precision}",
+                "litert",
+                precision,
+                accuracy(probabilities, data.y_test),
+                size_bytes=report.size_bytes,
+                latency_ms=latency,
+                max_abs_error_vs_keras=float(report.max_abs_error),
+                ops=sorted(set(report.ops)),
+                file=str(path),
+            )
+    for precision in ("float32", "int8", "int8 (QAT)"):
+        if precision not in files:
+            continue
+        path, report = files[precision]
+        probabilities = recorder.attempt(
+            f"TFLite Micro {precision}", tflm_run, path, data.x_test
+        )
+        if probabilities is None:
+            continue
+        row = recorder.row(
+            f"tflite-micro {precision}",
+            "tflite-micro",
+            precision,
+            accuracy(probabilities, data.y_test),
+            size_bytes=report.size_bytes,
+            file=str(path),
+        )
+        if precision.startswith("int8"):
+            row["arena_bytes"] = recorder.attempt(
+                f"TFLM arena {precision}", tflm_arena, path
+            )
+            summary = recorder.attempt(
+                f"Vela {precision}", export.vela_summary, path
+            )
+            if summary is not None:
+                row.update(vela_fields(summary))
 
 
 def litert_run(path, data, quick):
@@ -178,59 +373,39 @@ def litert_run(path, data, quick):
     return probabilities, 1e3 * statistics.median(times)
 
 
-def tflm_run(path, data):
-    return export.run_tflite_micro(path, data.x_test).outputs
+def tflm_run(path, x):
+    return export.run_tflite_micro(path, x).outputs
 
 
 def tflm_arena(path):
     return export.tflm_arena_size(path).arena_size
 
 
-def vela(path):
-    return export.vela_summary(path)
-
-
-def qat_finetune(model, data, spec, epochs):
-    """A fine-tuned tfmot QAT copy of `model` (export.quantize_model).
-
-    The QAT model is a tf_keras model (tfmot 0.8 speaks only Keras 2), so it
-    is compiled with a tf_keras optimizer named by string: Adam, lr 1e-3.
-    """
-    qat = export.quantize_model(model)
-    qat.compile(
-        optimizer="adam",
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    qat.fit(
-        data.x_train,
-        data.y_train,
-        epochs=epochs,
-        batch_size=spec.batch_size,
-        verbose=2,
-    )
-    return qat
-
-
-def to_keras3(qat):
-    """The Keras 3 float model with the QAT model's fine-tuned weights."""
-    return export.to_keras3(qat)
-
-
-# ---------------------------------------------------------------------------
-# The run.
+def vela_fields(summary):
+    """A result row's fields from Vela's summary of an int8 file."""
+    total = summary.cpu_operators + summary.npu_operators
+    return {
+        "vela_accelerator": summary.accelerator_config,
+        "vela_cpu_ops": summary.cpu_operators,
+        "vela_npu_ops": summary.npu_operators,
+        "vela_npu_share": summary.npu_operators / total if total else None,
+        "vela_inference_ms": 1e3 * summary.inference_time_s,
+        "vela_sram_kib": summary.sram_used_kib,
+        "vela_flash_kib": summary.flash_used_kib,
+    }
 
 
 class Recorder:
-    """Collects result rows and failed steps."""
+    """Collects result rows and failed steps, for the current `dataset`."""
 
     def __init__(self):
         self.results = []
         self.failed = []
+        self.dataset = None
 
-    def row(self, dataset, variant, runtime, precision, acc, **fields):
+    def row(self, variant, runtime, precision, acc, **fields):
         row = {
-            "dataset": dataset,
+            "dataset": self.dataset,
             "variant": variant,
             "runtime": runtime,
             "precision": precision,
@@ -242,15 +417,21 @@ class Recorder:
         self.results.append(row)
         return row
 
-    def attempt(self, dataset, step, function, *args):
+    def keras_row(self, variant, model, data, **fields):
+        """A row for a Keras float32 model's accuracy on the test split."""
+        probabilities = model.predict(data.x_test, verbose=0)
+        score = accuracy(probabilities, data.y_test)
+        return self.row(variant, "keras", "float32", score, **fields)
+
+    def attempt(self, step, function, *args, **kwargs):
         """Runs a step; returns its result, or None if it failed."""
         start = time.perf_counter()
         try:
-            result = function(*args)
+            result = function(*args, **kwargs)
         except Exception as error:  # noqa: BLE001 - reported, not hidden
             self.failed.append(
                 {
-                    "dataset": dataset,
+                    "dataset": self.dataset,
                     "step": step,
                     "error": f"{type(error).__name__}: {error}",
                 }
@@ -260,188 +441,6 @@ class Recorder:
             return None
         tqdm.tqdm.write(f"  {step}: {time.perf_counter() - start:.1f}s")
         return result
-
-
-def run_dataset(spec, args, out, recorder):
-    name = spec.name
-    folder = out / name
-    folder.mkdir(parents=True, exist_ok=True)
-    data = load_aeon(spec.name, spec.timesteps)
-    if args.quick:
-        # Every class still appears in a stride of the test set.
-        data.x_test = data.x_test[::8]
-        data.y_test = data.y_test[::8]
-        data.test_lengths = data.test_lengths[::8]
-    epochs = 2 if args.quick else spec.epochs
-    features, classes = data.x_train.shape[2], len(data.classes)
-    info = {
-        "dataset": name,
-        "classes": data.classes,
-        "features": int(features),
-        "timesteps": spec.timesteps,
-        "train_sequences": len(data.x_train),
-        "test_sequences": len(data.x_test),
-        "train_length_range": [
-            int(data.train_lengths.min()),
-            int(data.train_lengths.max()),
-        ],
-        "test_length_range": [
-            int(data.test_lengths.min()),
-            int(data.test_lengths.max()),
-        ],
-        "units": spec.units,
-        "epochs": epochs,
-        "batch_size": spec.batch_size,
-        "learning_rate": spec.learning_rate,
-    }
-    tqdm.tqdm.write(
-        f"\n== {name}: {len(data.x_train)} train / {len(data.x_test)} test "
-        f"sequences, {features} channels, {classes} classes, padded to "
-        f"{spec.timesteps} steps"
-    )
-
-    keras.utils.set_random_seed(0)
-    ours = build_model(
-        keras_lstm.LSTM(spec.units, name="lstm"), spec, features, classes
-    )
-    twin = build_model(
-        keras.layers.LSTM(spec.units, name="lstm"), spec, features, classes
-    )
-    twin.set_weights(ours.get_weights())
-    info["parameters"] = int(ours.count_params())
-    epoch_ours = train(ours, data, spec, epochs, f"{name} keras_lstm.LSTM")
-    epoch_twin = train(twin, data, spec, epochs, f"{name} keras.layers.LSTM")
-    keras_path = folder / "model.keras"
-    save_for_inference(ours, keras_path)
-    float_acc = accuracy(ours.predict(data.x_test, verbose=0), data.y_test)
-    recorder.row(
-        name,
-        "keras float32",
-        "keras",
-        "float32",
-        float_acc,
-        size_bytes=keras_path.stat().st_size,
-        epoch_seconds=epoch_ours,
-        file=str(keras_path),
-    )
-    recorder.row(
-        name,
-        "keras float32 (keras.layers.LSTM)",
-        "keras",
-        "float32",
-        accuracy(twin.predict(data.x_test, verbose=0), data.y_test),
-        epoch_seconds=epoch_twin,
-    )
-    plot_gates(ours, data, spec, out / f"gates_{name}.png")
-
-    variants = [("float32", "none"), ("dynamic", "dynamic"), ("int8", "int8")]
-    files = {}
-    for precision, mode in variants:
-        path = folder / f"model_{precision}.tflite"
-        report = recorder.attempt(
-            name, f"export {precision}", export_tflite, ours, path, mode, data
-        )
-        if report is not None:
-            files[precision] = (path, report)
-
-    qat = recorder.attempt(
-        name,
-        "QAT fine-tuning",
-        qat_finetune,
-        ours,
-        data,
-        spec,
-        max(1, epochs // 5),
-    )
-    if qat is not None:
-        path = folder / "model_int8_qat.tflite"
-        # to_tflite moves the fine-tuned weights back into the Keras 3
-        # model, lowers it and calibrates, as for post-training int8.
-        report = recorder.attempt(
-            name, "export int8 (QAT)", export_tflite, qat, path, "int8", data
-        )
-        if report is not None:
-            files["int8 (QAT)"] = (path, report)
-        # What fine-tuning alone did, before any integer rounding.
-        tuned = recorder.attempt(name, "QAT float weights", to_keras3, qat)
-        if tuned is not None:
-            recorder.row(
-                name,
-                "keras float32 (after QAT fine-tuning)",
-                "keras",
-                "float32",
-                accuracy(tuned.predict(data.x_test, verbose=0), data.y_test),
-            )
-
-    notes = []
-    if "float32" in files and "dynamic" in files:
-        if files["dynamic"][1].size_bytes == files["float32"][1].size_bytes:
-            # Measured with TF 2.21: the converter hybrid-quantizes the
-            # fused LSTM only when its input-to-gate matrices have at least
-            # 1024 elements, and otherwise leaves every weight float.
-            notes.append(
-                "litert dynamic: the file has the float32 file's size and "
-                "no int8 weight. TFLite's converter left the LSTM float: it "
-                "hybrid-quantizes it only when each input-to-gate matrix has "
-                f"at least 1024 elements; here {features} × {spec.units} = "
-                f"{features * spec.units}."
-            )
-    info["notes"] = notes
-    for precision, (path, report) in files.items():
-        measured = recorder.attempt(
-            name, f"LiteRT {precision}", litert_run, path, data, args.quick
-        )
-        if measured is not None:
-            probabilities, latency = measured
-            recorder.row(
-                name,
-                f"litert {precision}",
-                "litert",
-                precision,
-                accuracy(probabilities, data.y_test),
-                size_bytes=report.size_bytes,
-                latency_ms=latency,
-                max_abs_error_vs_keras=float(report.max_abs_error),
-                ops=sorted(set(report.ops)),
-                file=str(path),
-            )
-    for precision in ("float32", "int8", "int8 (QAT)"):
-        if precision not in files:
-            continue
-        path, report = files[precision]
-        probabilities = recorder.attempt(
-            name, f"TFLite Micro {precision}", tflm_run, path, data
-        )
-        if probabilities is None:
-            continue
-        row = recorder.row(
-            name,
-            f"tflite-micro {precision}",
-            "tflite-micro",
-            precision,
-            accuracy(probabilities, data.y_test),
-            size_bytes=report.size_bytes,
-            file=str(path),
-        )
-        if precision.startswith("int8"):
-            row["arena_bytes"] = recorder.attempt(
-                name, f"TFLM arena {precision}", tflm_arena, path
-            )
-            summary = recorder.attempt(name, f"Vela {precision}", vela, path)
-            if summary is not None:
-                total = summary.cpu_operators + summary.npu_operators
-                row.update(
-                    vela_accelerator=summary.accelerator_config,
-                    vela_cpu_ops=summary.cpu_operators,
-                    vela_npu_ops=summary.npu_operators,
-                    vela_npu_share=summary.npu_operators / total
-                    if total
-                    else None,
-                    vela_inference_ms=1e3 * summary.inference_time_s,
-                    vela_sram_kib=summary.sram_used_kib,
-                    vela_flash_kib=summary.flash_used_kib,
-                )
-    return info
 
 
 # Post-training int8 must pass; the QAT variants are reported beside them.
@@ -526,9 +525,7 @@ def plot_gates(model, data, spec, path):
         f"{spec.name}: gate activations on test sequence 0 (class {label}, "
         f"{data.test_lengths[0]} frames{padding})"
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_accuracy_size(results, path):
@@ -576,9 +573,7 @@ def plot_accuracy_size(results, path):
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(f"{dataset}: accuracy against size")
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 REPORT_COLUMNS = (
@@ -691,62 +686,6 @@ def markdown_report(payload):
         ]
         lines.append("")
     return "\n".join(lines)
-
-
-def parse_args(argv):
-    parser = story_parser(
-        __doc__, "2 epochs and a test subset: a smoke run for tests"
-    )
-    parser.add_argument(
-        "--datasets",
-        nargs="+",
-        choices=[s.name for s in SPECS],
-        default=[s.name for s in SPECS],
-        help="data sets to run (default: all)",
-    )
-    return parser.parse_args(argv)
-
-
-def main(argv=None):
-    args = parse_args(argv)
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    recorder = Recorder()
-    infos = [
-        run_dataset(spec, args, out, recorder)
-        for spec in SPECS
-        if spec.name in args.datasets
-    ]
-    checks = int8_checks(recorder.results)
-    plot_accuracy_size(recorder.results, out / "accuracy_vs_size.png")
-    payload = {
-        "quick": args.quick,
-        "wall_seconds": time.perf_counter() - start,
-        "datasets": infos,
-        "results": recorder.results,
-        "checks": checks,
-        "failed": recorder.failed,
-    }
-    (out / "report.json").write_text(json.dumps(payload, indent=2))
-    report = markdown_report(payload)
-    (out / "report.md").write_text(report)
-    print("\n" + report)
-
-    holds = [c["holds"] for c in checks if c["required"]]
-    if all(h is True for h in holds):
-        print("CHECK PASSED: int8 (LiteRT and TFLite Micro) within 1 point.")
-    elif any(h is False for h in holds):
-        print("CHECK FAILED: int8 is more than 1 point below float32.")
-    else:
-        print("CHECK INCOMPLETE: some int8 variants were not measured.")
-    print(f"Wrote {out / 'report.md'} and {out / 'report.json'}.")
-    if recorder.failed:
-        return 1
-    # Tiny quick runs are smoke tests; only a full run enforces the check.
-    if not args.quick and not all(h is True for h in holds):
-        return 1
-    return 0
 
 
 if __name__ == "__main__":
