@@ -459,30 +459,21 @@ def int8_checks(results):
         reference = rows["keras float32"]["accuracy"]
         for variant in _INT8_VARIANTS:
             required = variant in _REQUIRED_INT8
-            if variant not in rows:
-                if required:
-                    checks.append(
-                        {
-                            "dataset": dataset,
-                            "variant": variant,
-                            "required": True,
-                            "holds": None,
-                            "reason": "not measured",
-                        }
-                    )
+            check = {"dataset": dataset, "variant": variant}
+            if variant in rows:
+                drop = 100 * (reference - rows[variant]["accuracy"])
+                check.update(
+                    float32_accuracy=reference,
+                    accuracy=rows[variant]["accuracy"],
+                    drop_points=drop,
+                    required=required,
+                    holds=drop <= INT8_TOLERANCE_POINTS,
+                )
+            elif required:
+                check.update(required=True, holds=None, reason="not measured")
+            else:
                 continue
-            drop = 100 * (reference - rows[variant]["accuracy"])
-            checks.append(
-                {
-                    "dataset": dataset,
-                    "variant": variant,
-                    "float32_accuracy": reference,
-                    "accuracy": rows[variant]["accuracy"],
-                    "drop_points": drop,
-                    "required": required,
-                    "holds": drop <= INT8_TOLERANCE_POINTS,
-                }
-            )
+            checks.append(check)
     return checks
 
 
