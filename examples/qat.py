@@ -74,7 +74,14 @@ from collections.abc import Callable
 import keras
 import numpy as np
 from _story import accuracy as fraction_correct
-from _story import fmt, load_aeon, markdown_table
+from _story import (
+    fine_tune_qat,
+    fmt,
+    load_aeon,
+    markdown_table,
+    train,
+    write_report,
+)
 from _story import parser as story_parser
 
 import keras_lstm
@@ -107,6 +114,8 @@ class Recipe:
 
 @dataclasses.dataclass
 class Task:
+    """A data set, how to train on it, its model and how it is scored."""
+
     name: str
     x_train: np.ndarray
     y_train: np.ndarray
@@ -125,6 +134,18 @@ class Task:
 
     def better_or_equal(self, a, b):
         return a <= b if self.metric == "mse" else a >= b
+
+    def fit_args(self, epochs=None):
+        """What fitting a model of this task takes: its training split, its
+        loss, the recipe's batch size and `epochs` (the recipe's)."""
+        classification = "sparse_categorical_crossentropy"
+        return {
+            "x": self.x_train,
+            "y": self.y_train,
+            "loss": "mse" if self.metric == "mse" else classification,
+            "epochs": self.recipe.epochs if epochs is None else epochs,
+            "batch_size": self.recipe.batch_size,
+        }
 
 
 @dataclasses.dataclass
@@ -145,8 +166,326 @@ class Result:
     same_file: bool
 
 
+def main(argv=None):
+    parser = story_parser(__doc__, "small, fast run for tests")
+    parser.add_argument(
+        "--tasks",
+        default=",".join(TASKS),
+        help=f"comma-separated tasks to run, of {', '.join(TASKS)} (all)",
+    )
+    parser.add_argument(
+        "--validation",
+        action="store_true",
+        help="evaluate on the last 20%% of the training split instead of the "
+        "test split (to choose recipe settings)",
+    )
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.tasks.split(",")) - set(TASKS))
+    if unknown:
+        parser.error(f"unknown --tasks {unknown}; choose from {list(TASKS)}")
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def log(message):
+        print(message, file=sys.stderr, flush=True)
+
+    start = time.time()
+    results, tasks = {}, {}
+    with tempfile.TemporaryDirectory() as directory:
+        for key in args.tasks.split(","):
+            task = TASKS[key](args.quick)
+            if args.validation:
+                task = validation_split(task)
+            tasks[task.name] = task
+            results[task.name] = run_task(task, pathlib.Path(directory), log)
+    checks = claims(results, tasks)
+    report = markdown(
+        results,
+        checks,
+        args.quick,
+        time.time() - start,
+        tasks,
+        validation=args.validation,
+    )
+    path = write_report(out, "qat_report", report)
+    return {
+        "quick": args.quick,
+        "accuracy": {
+            task: {variant: row[:3] for variant, row in result.rows.items()}
+            for task, result in results.items()
+        },
+        "metric": {name: task.metric for name, task in tasks.items()},
+        "on_int8_input_grid": {
+            task: result.on_grid for task, result in results.items()
+        },
+        "kept_epoch": {task: result.kept for task, result in results.items()},
+        "same_file": {
+            task: result.same_file for task, result in results.items()
+        },
+        "claims": checks,
+        "report": str(path),
+    }
+
+
+def run_task(task, directory, log):
+    """One task: float32, PTQ int8 and QAT int8 files, each scored on
+    Keras, LiteRT and TFLite Micro."""
+    # Every model trains and calibrates on `task`'s training split less a
+    # validation split, `held`, which only picks QAT's epoch.
+    task, held = hold_out(task)
+    start = time.time()
+    model = train_float(task)
+    log(f"{task.name}: float32 trained in {time.time() - start:.0f} s")
+    keras_float = task.score(model.predict(task.x_test, verbose=0))
+    rows = {}
+
+    path = str(directory / f"{task.name}_float32.tflite")
+    # Checked on training sequences, as the int8 files are: without data,
+    # to_tflite checks on random-normal sequences, far from SpikyMean's
+    # channel 1 (0 or +-40), where its float LSTM drifts from Keras by 0.25
+    # (3.6e-7 on its training sequences, 2e-5 on its test split; measured).
+    report = to_tflite(model, path, check_data=task.x_train)
+    rows["float32"] = (keras_float, *evaluate(path, task), report.size_bytes)
+
+    ptq_path = str(directory / f"{task.name}_ptq_int8.tflite")
+    report = to_int8(model, ptq_path, task)
+    rows["PTQ int8"] = (None, *evaluate(ptq_path, task), report.size_bytes)
+    # Where PTQ loses: the float model on inputs rounded to the file's grid.
+    grid = report.inputs[0]
+    if np.issubdtype(task.x_test.dtype, np.integer):
+        on_grid = keras_float  # token ids reach the file unquantized
+    else:
+        rounded = grid.dequantize(grid.quantize(task.x_test))
+        on_grid = task.score(model.predict(rounded, verbose=0))
+    log(f"{task.name}: PTQ done")
+
+    start = time.time()
+    qat_model, keep = fine_tune(task, model, held)
+    log(
+        f"{task.name}: QAT fine-tuned in {time.time() - start:.0f} s; "
+        f"validation {_scores(task, keep.scores)}: kept epoch "
+        f"{keep.best_epoch}"
+    )
+    keras_qat = task.score(qat_model.predict(task.x_test, verbose=0))
+    qat_path = str(directory / f"{task.name}_qat_int8.tflite")
+    report = to_int8(qat_model, qat_path, task)
+    rows["QAT int8"] = (keras_qat, *evaluate(qat_path, task), report.size_bytes)
+    log(f"{task.name}: QAT done")
+    same_file = pathlib.Path(ptq_path).read_bytes() == (
+        pathlib.Path(qat_path).read_bytes()
+    )
+    return Result(rows, on_grid, keep.scores, keep.best_epoch, same_file)
+
+
+def train_float(task):
+    keras.utils.set_random_seed(0)
+    if task.build is None:
+        model = keras.Sequential(
+            [
+                keras.Input(task.x_train.shape[1:]),
+                keras_lstm.LSTM(task.recipe.units),
+                keras.layers.Dense(int(task.y_train.max()) + 1, "softmax"),
+            ]
+        )
+    else:
+        model = task.build(task)
+    recipe = task.recipe
+    train(
+        model,
+        **task.fit_args(),
+        learning_rate=recipe.learning_rate,
+        desc=task.name,
+    )
+    return model
+
+
+def fine_tune(task, model, held):
+    """QAT from `model`'s weights, kept only where validation says it helps.
+
+    Fine-tunes on `task`'s training split; `qat.KeepBestInt8Epoch` scores
+    the int8 file of the start (the PTQ file) and of each epoch on `held`
+    (x, y), a validation split that no training or calibration saw, and
+    restores the best, the start on a tie.
+
+    Returns:
+        The QAT model holding the chosen weights, and the callback (its
+        `scores`, start first, and `best_epoch`).
+    """
+    keep = qat.KeepBestInt8Epoch(
+        held,
+        representative_data=task.x_train,
+        score=task.metric,
+        tolerance=INT8_TOLERANCE,
+    )
+    recipe = task.recipe
+    qat_model = fine_tune_qat(
+        model,
+        **task.fit_args(epochs=recipe.qat_epochs),
+        learning_rate=recipe.qat_learning_rate,
+        callbacks=[keep],
+    )
+    return qat_model, keep
+
+
+def to_int8(model, path, task):
+    """An int8 file calibrated on all that trains.
+
+    The int8 output of a regression is clipped to the calibrated range:
+    with the first 200 Weather sequences (targets up to 3.2) the file
+    clipped test targets up to 3.8, which cost PTQ and QAT alike 0.0008 of
+    their 0.0010 MSE over float32.
+    """
+    return to_tflite(
+        model,
+        path,
+        quantization="int8",
+        representative_data=task.x_train,
+        tolerance=INT8_TOLERANCE,
+    )
+
+
+def accuracy(probabilities, labels):
+    """Accuracy in %, the unit of this example's tables."""
+    return 100.0 * fraction_correct(probabilities, labels)
+
+
+def evaluate(path, task):
+    """The task's score of a file on LiteRT and on TFLite Micro."""
+    litert = load_tflite(path).predict(task.x_test)
+    tflm = run_tflite_micro(path, task.x_test).outputs
+    return task.score(litert), task.score(tflm)
+
+
+def hold_out(task):
+    """`task` trained on all but `VALIDATION_SHARE` of its training split,
+    and that share as `(x, y)`: a seeded random draw, since some training
+    splits are sorted by class (JapaneseVowels')."""
+    order = np.random.default_rng(0).permutation(len(task.x_train))
+    held = int(round(VALIDATION_SHARE * len(task.x_train)))
+    keep, out = order[:-held], order[-held:]
+    fit = dataclasses.replace(
+        task, x_train=task.x_train[keep], y_train=task.y_train[keep]
+    )
+    return fit, (task.x_train[out], task.y_train[out])
+
+
+def validation_split(task):
+    """`task` with a validation split (`hold_out`) as the evaluation set,
+    in place of the test split: recipe settings are chosen on it, so that
+    the test split measures them once."""
+    fit, (x, y) = hold_out(task)
+    return dataclasses.replace(fit, x_test=x, y_test=y)
+
+
+def _scores(task, scores):
+    """Validation scores as the report prints them (accuracy in %)."""
+    if task.metric == "mse":
+        values = [f"{score:.5f}" for score in scores]
+    else:
+        values = [f"{100 * score:.1f}" for score in scores]
+    return ", ".join(
+        f"{'PTQ' if epoch == 0 else epoch}: {value}"
+        for epoch, value in enumerate(values)
+    )
+
+
+def claims(results, tasks):
+    """`(description, held)` for each claim of the module docstring."""
+    checks = []
+    for name, result in results.items():
+        task, rows = tasks[name], result.rows
+        unit = " MSE" if task.metric == "mse" else "%"
+        relation = "<=" if task.metric == "mse" else ">="
+        for column, runtime in ((1, "LiteRT"), (2, "TFLite Micro")):
+            qat_int8, ptq_int8 = (
+                rows["QAT int8"][column],
+                rows["PTQ int8"][column],
+            )
+            checks.append(
+                (
+                    f"{name}, {runtime}: QAT int8 {qat_int8:.4g}{unit} "
+                    f"{relation} PTQ int8 {ptq_int8:.4g}{unit}",
+                    task.better_or_equal(qat_int8, ptq_int8),
+                )
+            )
+            if name == "JapaneseVowels":
+                float32 = rows["float32"][0]
+                checks.append(
+                    (
+                        f"{name}, {runtime}: QAT int8 {qat_int8:.1f}% within "
+                        f"{JAPANESE_VOWELS_POINTS:g} point of Keras float32 "
+                        f"{float32:.1f}%",
+                        qat_int8 >= float32 - JAPANESE_VOWELS_POINTS,
+                    )
+                )
+    return checks
+
+
+def markdown(results, checks, quick, seconds, tasks, validation=False):
+    def cell(value, metric="accuracy"):
+        return fmt(value, ".4f" if metric == "mse" else ".1f")
+
+    lines = [
+        "# Quantization-aware training",
+        "",
+        f"{'Validation' if validation else 'Test'} accuracy (%), or "
+        f"{'validation' if validation else 'test'} MSE where the task says "
+        "so, of each "
+        "model on Keras, LiteRT and TFLite Micro. "
+        "The Keras column of QAT int8 is the fake-quantized tf_keras model.",
+        "",
+    ]
+    rows = [
+        [
+            task,
+            variant,
+            cell(keras_acc, tasks[task].metric),
+            cell(litert, tasks[task].metric),
+            cell(tflm, tasks[task].metric),
+            f"{size / 1024:.1f} KiB",
+        ]
+        for task, result in results.items()
+        for variant, (keras_acc, litert, tflm, size) in result.rows.items()
+    ]
+    lines += markdown_table(
+        ["task", "model", "Keras", "LiteRT", "TFLite Micro", "file size"], rows
+    )
+    lines += ["", "Keras float32 on inputs rounded to the PTQ file's int8 "]
+    lines[-1] += "input grid (where PTQ loses):"
+    lines.append("")
+    for task, result in results.items():
+        lines.append(f"- {task}: {cell(result.on_grid, tasks[task].metric)}")
+    lines += [
+        "",
+        "QAT int8 files on the validation split, by epoch (PTQ: the start):",
+        "",
+    ]
+    for task, result in results.items():
+        same = " (the QAT file is the PTQ file)" if result.same_file else ""
+        lines.append(
+            f"- {task}: {_scores(tasks[task], result.scores)}; "
+            f"kept epoch {result.kept}{same}"
+        )
+    lines += ["", "Claims:", ""]
+    for description, held in checks:
+        lines.append(f"- [{'x' if held else ' '}] {description}")
+    lines += [
+        "",
+        f"Run: {'--quick' if quick else 'full'}"
+        f"{', --validation' if validation else ''}, {seconds / 60:.1f} min; "
+        "every model trains on the training split less "
+        f"{VALIDATION_SHARE:.0%} of it, the validation split, which only "
+        "picks QAT's epoch; int8 files are calibrated on that training "
+        "split (to_tflite keeps 20% of it out to check the file); the QAT "
+        "file is built from "
+        "the fine-tuned float weights (`keras_lstm.export.qat.to_keras3`), "
+        "since the converter cannot take QAT ranges for the fused LSTM.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 # ---------------------------------------------------------------------------
-# Data.
+# The tasks.
 
 
 def japanese_vowels(quick):
@@ -395,282 +734,6 @@ def token_sentiment(quick):
     )
 
 
-# ---------------------------------------------------------------------------
-# Training, export, evaluation.
-
-
-def train_float(task):
-    keras.utils.set_random_seed(0)
-    recipe = task.recipe
-    if task.build is None:
-        model = keras.Sequential(
-            [
-                keras.Input(task.x_train.shape[1:]),
-                keras_lstm.LSTM(recipe.units),
-                keras.layers.Dense(int(task.y_train.max()) + 1, "softmax"),
-            ]
-        )
-    else:
-        model = task.build(task)
-    model.compile(
-        optimizer=keras.optimizers.Adam(recipe.learning_rate),
-        loss=_loss(task),
-    )
-    model.fit(
-        task.x_train,
-        task.y_train,
-        epochs=recipe.epochs,
-        batch_size=recipe.batch_size,
-        verbose=0,
-    )
-    return model
-
-
-def _loss(task):
-    return "mse" if task.metric == "mse" else "sparse_categorical_crossentropy"
-
-
-def fine_tune_qat(task, model, held):
-    """QAT from `model`'s weights, kept only where validation says it helps.
-
-    Fine-tunes on `task`'s training split; `qat.KeepBestInt8Epoch` scores
-    the int8 file of the start (the PTQ file) and of each epoch on `held`
-    (x, y), a validation split that no training or calibration saw, and
-    restores the best, the start on a tie.
-
-    Returns:
-        The QAT model holding the chosen weights, and the callback (its
-        `scores`, start first, and `best_epoch`).
-    """
-    qat_model = qat.quantize_model(model)
-    # quantize_model's result is a tf_keras model: tf_keras optimizers.
-    tf_keras = sys.modules["tf_keras"]
-    recipe = task.recipe
-    qat_model.compile(
-        optimizer=tf_keras.optimizers.Adam(recipe.qat_learning_rate),
-        loss=_loss(task),
-    )
-    keep = qat.KeepBestInt8Epoch(
-        held,
-        representative_data=task.x_train,
-        score=task.metric,
-        tolerance=INT8_TOLERANCE,
-    )
-    qat_model.fit(
-        task.x_train,
-        task.y_train,
-        epochs=recipe.qat_epochs,
-        batch_size=recipe.batch_size,
-        verbose=0,
-        callbacks=[keep],
-    )
-    return qat_model, keep
-
-
-def accuracy(probabilities, labels):
-    """Accuracy in %, the unit of this example's tables."""
-    return 100.0 * fraction_correct(probabilities, labels)
-
-
-def evaluate(path, task):
-    """The task's score of a file on LiteRT and on TFLite Micro."""
-    litert = load_tflite(path).predict(task.x_test)
-    tflm = run_tflite_micro(path, task.x_test).outputs
-    return task.score(litert), task.score(tflm)
-
-
-def run_task(task, directory, log):
-    rows = {}
-    # Every model trains and calibrates on `task`'s training split less a
-    # validation split, `held`, which only picks QAT's epoch.
-    task, held = hold_out(task)
-    start = time.time()
-    model = train_float(task)
-    log(f"{task.name}: float32 trained in {time.time() - start:.0f} s")
-    keras_float = task.score(model.predict(task.x_test, verbose=0))
-    # Calibrate on all that trains. The int8 output of a regression
-    # is clipped to the calibrated range: with the first 200 Weather
-    # sequences (targets up to 3.2) the file clipped test targets up to 3.8,
-    # which cost PTQ and QAT alike 0.0008 of their 0.0010 MSE over float32.
-    representative = task.x_train
-
-    path = str(directory / f"{task.name}_float32.tflite")
-    # Checked on training sequences, as the int8 files are: without data,
-    # to_tflite checks on random-normal sequences, far from SpikyMean's
-    # channel 1 (0 or +-40), where its float LSTM drifts from Keras by 0.25
-    # (3.6e-7 on its training sequences, 2e-5 on its test split; measured).
-    report = to_tflite(model, path, check_data=task.x_train)
-    rows["float32"] = (keras_float, *evaluate(path, task), report.size_bytes)
-
-    path = str(directory / f"{task.name}_ptq_int8.tflite")
-    report = to_tflite(
-        model,
-        path,
-        quantization="int8",
-        representative_data=representative,
-        tolerance=INT8_TOLERANCE,
-    )
-    rows["PTQ int8"] = (None, *evaluate(path, task), report.size_bytes)
-    ptq_bytes = pathlib.Path(path).read_bytes()
-    # Where PTQ loses: the float model on inputs rounded to the file's grid.
-    grid = report.inputs[0]
-    if np.issubdtype(task.x_test.dtype, np.integer):
-        on_grid = keras_float  # token ids reach the file unquantized
-    else:
-        rounded = grid.dequantize(grid.quantize(task.x_test))
-        on_grid = task.score(model.predict(rounded, verbose=0))
-    log(f"{task.name}: PTQ done")
-
-    start = time.time()
-    qat_model, keep = fine_tune_qat(task, model, held)
-    log(
-        f"{task.name}: QAT fine-tuned in {time.time() - start:.0f} s; "
-        f"validation {_scores(task, keep.scores)}: kept epoch "
-        f"{keep.best_epoch}"
-    )
-    keras_qat = task.score(qat_model.predict(task.x_test, verbose=0))
-    path = str(directory / f"{task.name}_qat_int8.tflite")
-    report = to_tflite(
-        qat_model,
-        path,
-        quantization="int8",
-        representative_data=representative,
-        tolerance=INT8_TOLERANCE,
-    )
-    rows["QAT int8"] = (keras_qat, *evaluate(path, task), report.size_bytes)
-    log(f"{task.name}: QAT done")
-    same_file = ptq_bytes == pathlib.Path(path).read_bytes()
-    return Result(rows, on_grid, keep.scores, keep.best_epoch, same_file)
-
-
-def _scores(task, scores):
-    """Validation scores as the report prints them (accuracy in %)."""
-    if task.metric == "mse":
-        values = [f"{score:.5f}" for score in scores]
-    else:
-        values = [f"{100 * score:.1f}" for score in scores]
-    return ", ".join(
-        f"{'PTQ' if epoch == 0 else epoch}: {value}"
-        for epoch, value in enumerate(values)
-    )
-
-
-def claims(results, tasks):
-    """`(description, held)` for each claim of the module docstring."""
-    checks = []
-    for name, result in results.items():
-        task, rows = tasks[name], result.rows
-        unit = " MSE" if task.metric == "mse" else "%"
-        relation = "<=" if task.metric == "mse" else ">="
-        for column, runtime in ((1, "LiteRT"), (2, "TFLite Micro")):
-            qat_int8, ptq_int8 = (
-                rows["QAT int8"][column],
-                rows["PTQ int8"][column],
-            )
-            checks.append(
-                (
-                    f"{name}, {runtime}: QAT int8 {qat_int8:.4g}{unit} "
-                    f"{relation} PTQ int8 {ptq_int8:.4g}{unit}",
-                    task.better_or_equal(qat_int8, ptq_int8),
-                )
-            )
-            if name == "JapaneseVowels":
-                float32 = rows["float32"][0]
-                checks.append(
-                    (
-                        f"{name}, {runtime}: QAT int8 {qat_int8:.1f}% within "
-                        f"{JAPANESE_VOWELS_POINTS:g} point of Keras float32 "
-                        f"{float32:.1f}%",
-                        qat_int8 >= float32 - JAPANESE_VOWELS_POINTS,
-                    )
-                )
-    return checks
-
-
-def markdown(results, checks, quick, seconds, tasks, validation=False):
-    def cell(value, metric="accuracy"):
-        return fmt(value, ".4f" if metric == "mse" else ".1f")
-
-    lines = [
-        "# Quantization-aware training",
-        "",
-        f"{'Validation' if validation else 'Test'} accuracy (%), or "
-        f"{'validation' if validation else 'test'} MSE where the task says "
-        "so, of each "
-        "model on Keras, LiteRT and TFLite Micro. "
-        "The Keras column of QAT int8 is the fake-quantized tf_keras model.",
-        "",
-    ]
-    rows = [
-        [
-            task,
-            variant,
-            cell(keras_acc, tasks[task].metric),
-            cell(litert, tasks[task].metric),
-            cell(tflm, tasks[task].metric),
-            f"{size / 1024:.1f} KiB",
-        ]
-        for task, result in results.items()
-        for variant, (keras_acc, litert, tflm, size) in result.rows.items()
-    ]
-    lines += markdown_table(
-        ["task", "model", "Keras", "LiteRT", "TFLite Micro", "file size"], rows
-    )
-    lines += ["", "Keras float32 on inputs rounded to the PTQ file's int8 "]
-    lines[-1] += "input grid (where PTQ loses):"
-    lines.append("")
-    for task, result in results.items():
-        lines.append(f"- {task}: {cell(result.on_grid, tasks[task].metric)}")
-    lines += [
-        "",
-        "QAT int8 files on the validation split, by epoch (PTQ: the start):",
-        "",
-    ]
-    for task, result in results.items():
-        same = " (the QAT file is the PTQ file)" if result.same_file else ""
-        lines.append(
-            f"- {task}: {_scores(tasks[task], result.scores)}; "
-            f"kept epoch {result.kept}{same}"
-        )
-    lines += ["", "Claims:", ""]
-    for description, held in checks:
-        lines.append(f"- [{'x' if held else ' '}] {description}")
-    lines += [
-        "",
-        f"Run: {'--quick' if quick else 'full'}"
-        f"{', --validation' if validation else ''}, {seconds / 60:.1f} min; "
-        "every model trains on the training split less "
-        f"{VALIDATION_SHARE:.0%} of it, the validation split, which only "
-        "picks QAT's epoch; int8 files are calibrated on that training "
-        "split (to_tflite keeps 20% of it out to check the file); the QAT "
-        "file is built from "
-        "the fine-tuned float weights (`keras_lstm.export.qat.to_keras3`), "
-        "since the converter cannot take QAT ranges for the fused LSTM.",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def hold_out(task):
-    """`task` trained on all but `VALIDATION_SHARE` of its training split,
-    and that share as `(x, y)`: a seeded random draw, since some training
-    splits are sorted by class (JapaneseVowels')."""
-    order = np.random.default_rng(0).permutation(len(task.x_train))
-    held = int(round(VALIDATION_SHARE * len(task.x_train)))
-    keep, out = order[:-held], order[-held:]
-    fit = dataclasses.replace(
-        task, x_train=task.x_train[keep], y_train=task.y_train[keep]
-    )
-    return fit, (task.x_train[out], task.y_train[out])
-
-
-def validation_split(task):
-    """`task` with a validation split (`hold_out`) as the evaluation set,
-    in place of the test split: recipe settings are chosen on it, so that
-    the test split measures them once."""
-    fit, (x, y) = hold_out(task)
-    return dataclasses.replace(fit, x_test=x, y_test=y)
-
-
 TASKS = {
     "japanese_vowels": japanese_vowels,
     "spiky_mean": spiky_mean,
@@ -679,68 +742,6 @@ TASKS = {
     "weather": weather,
     "tokens": token_sentiment,
 }
-
-
-def main(argv=None):
-    parser = story_parser(__doc__, "small, fast run for tests")
-    parser.add_argument(
-        "--tasks",
-        default=",".join(TASKS),
-        help=f"comma-separated tasks to run, of {', '.join(TASKS)} (all)",
-    )
-    parser.add_argument(
-        "--validation",
-        action="store_true",
-        help="evaluate on the last 20%% of the training split instead of the "
-        "test split (to choose recipe settings)",
-    )
-    args = parser.parse_args(argv)
-    unknown = sorted(set(args.tasks.split(",")) - set(TASKS))
-    if unknown:
-        parser.error(f"unknown --tasks {unknown}; choose from {list(TASKS)}")
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-
-    def log(message):
-        print(message, file=sys.stderr, flush=True)
-
-    start = time.time()
-    results, tasks = {}, {}
-    with tempfile.TemporaryDirectory() as directory:
-        for key in args.tasks.split(","):
-            task = TASKS[key](args.quick)
-            if args.validation:
-                task = validation_split(task)
-            tasks[task.name] = task
-            results[task.name] = run_task(task, pathlib.Path(directory), log)
-    checks = claims(results, tasks)
-    report = markdown(
-        results,
-        checks,
-        args.quick,
-        time.time() - start,
-        tasks,
-        validation=args.validation,
-    )
-    (out / "qat_report.md").write_text(report)
-    print(report)
-    return {
-        "quick": args.quick,
-        "accuracy": {
-            task: {variant: row[:3] for variant, row in result.rows.items()}
-            for task, result in results.items()
-        },
-        "metric": {name: task.metric for name, task in tasks.items()},
-        "on_int8_input_grid": {
-            task: result.on_grid for task, result in results.items()
-        },
-        "kept_epoch": {task: result.kept for task, result in results.items()},
-        "same_file": {
-            task: result.same_file for task, result in results.items()
-        },
-        "claims": checks,
-        "report": str(out / "qat_report.md"),
-    }
 
 
 if __name__ == "__main__":
