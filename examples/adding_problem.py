@@ -224,13 +224,7 @@ def parse_args(argv):
     parser = _story.parser(
         __doc__, "tiny budget, for tests", "artifacts/adding_problem"
     )
-    parser.add_argument(
-        "--timesteps",
-        type=int,
-        nargs="+",
-        default=None,
-        help="sequence lengths (default: 100 200; --quick: 20)",
-    )
+    add_timesteps_argument(parser)
     parser.add_argument(
         "--steps",
         type=int,
@@ -240,9 +234,26 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
+def add_timesteps_argument(parser):
+    """`--timesteps`, which vanishing_gradient.py shares: it reads the
+    weights trained here, one file per length."""
+    parser.add_argument(
+        "--timesteps",
+        type=int,
+        nargs="+",
+        default=None,
+        help="sequence lengths (default: 100 200; --quick: 20)",
+    )
+
+
+def sequence_lengths(args):
+    """The lengths `--timesteps` asks for, or the defaults."""
+    return args.timesteps or ([20] if args.quick else [100, 200])
+
+
 def main(argv=None):
     args = parse_args(argv)
-    lengths = args.timesteps or ([20] if args.quick else [100, 200])
+    lengths = sequence_lengths(args)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"Baseline (always predict 1.0): MSE {BASELINE_MSE:.3f}.")

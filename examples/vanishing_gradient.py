@@ -129,19 +129,13 @@ def parse_args(argv):
         default="artifacts/adding_problem",
         help="where adding_problem.py saved its weights (default: %(default)s)",
     )
-    parser.add_argument(
-        "--timesteps",
-        type=int,
-        nargs="+",
-        default=None,
-        help="sequence lengths (default: 100 200; --quick: 20)",
-    )
+    adding_problem.add_timesteps_argument(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    lengths = args.timesteps or ([20] if args.quick else [100, 200])
+    lengths = adding_problem.sequence_lengths(args)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     curves = {}
