@@ -2,8 +2,8 @@
 
 Not a framework: the command line every example takes (`--quick`,
 `--out`), aeon's classification data prepared for a fused LSTM, float and
-QAT training with Adam, the accuracy score, and the markdown table, plot
-and file plumbing of the reports.
+QAT training with Adam, LiteRT accuracy and latency, the accuracy score,
+and the markdown table, plot and file plumbing of the reports.
 """
 
 import argparse
@@ -209,6 +209,23 @@ def fine_tune_qat(
         callbacks=list(callbacks),
     )
     return qat_model
+
+
+def litert_run(path, x, runs):
+    """Probabilities for `x` from a TFLite file on LiteRT (1 thread), and
+    the median latency in ms of one sequence per call over the first
+    `runs` sequences (state reset included), after a warm-up call."""
+    from keras_lstm import export
+
+    runner = export.load_tflite(path, num_threads=1)
+    probabilities = runner.predict(x)
+    runner.predict(x[:1])
+    times = []
+    for i in range(min(runs, len(x))):
+        start = time.perf_counter()
+        runner.predict(x[i : i + 1])
+        times.append(time.perf_counter() - start)
+    return probabilities, 1e3 * statistics.median(times)
 
 
 def accuracy(probabilities, labels):

@@ -38,7 +38,6 @@ Usage:
 
 import dataclasses
 import pathlib
-import statistics
 import sys
 import time
 import traceback
@@ -49,6 +48,7 @@ from _story import (
     accuracy,
     fine_tune_qat,
     fmt,
+    litert_run,
     load_aeon,
     markdown_table,
     pyplot,
@@ -316,7 +316,11 @@ def verify(files, data, quick, recorder):
     files' arena and what Vela makes of them."""
     for precision, (path, report) in files.items():
         measured = recorder.attempt(
-            f"LiteRT {precision}", litert_run, path, data, quick
+            f"LiteRT {precision}",
+            litert_run,
+            path,
+            data.x_test,
+            10 if quick else LATENCY_SEQUENCES,
         )
         if measured is not None:
             probabilities, latency = measured
@@ -357,20 +361,6 @@ def verify(files, data, quick, recorder):
             )
             if summary is not None:
                 row.update(vela_fields(summary))
-
-
-def litert_run(path, data, quick):
-    """Test-set probabilities on LiteRT, and the median latency in ms."""
-    runner = export.load_tflite(path, num_threads=1)
-    probabilities = runner.predict(data.x_test)
-    count = min(10 if quick else LATENCY_SEQUENCES, len(data.x_test))
-    runner.predict(data.x_test[:1])  # warm-up
-    times = []
-    for i in range(count):
-        start = time.perf_counter()
-        runner.predict(data.x_test[i : i + 1])
-        times.append(time.perf_counter() - start)
-    return probabilities, 1e3 * statistics.median(times)
 
 
 def tflm_run(path, x):
