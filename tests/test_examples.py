@@ -244,3 +244,51 @@ def test_seq2seq_files_decode_the_sequences_keras_decodes(tmp_path):
     # can flip a near tie; measured: every sequence decoded as by Keras.
     assert results["dynamic"]["agreement_with_keras"] >= 0.95
     assert results["dynamic"]["encoder_bytes"] < none["encoder_bytes"]
+
+
+@pytest.mark.slow
+def test_variants_quick_reports_each_variant_beside_a_plain_lstm(tmp_path):
+    payload = load_example("variants").main(["--quick", "--out", str(tmp_path)])
+    saved = json.loads((tmp_path / "variants.json").read_text())
+    assert saved["tasks"] == payload["tasks"]
+    markdown = (tmp_path / "variants.md").read_text()
+    tasks = {task["task"]: task for task in payload["tasks"]}
+    assert set(tasks) == {"next character", "JapaneseVowels"}
+    for name, task in tasks.items():
+        rows = {row["role"]: row for row in task["rows"]}
+        assert set(rows) == {"variant", "plain"}, name
+        variant, plain = rows["variant"], rows["plain"]
+        assert "=True" in variant["layer"] and "=" not in plain["layer"]
+        # "About equal": the plain LSTM's units are the nearest match.
+        difference = abs(variant["parameters"] - plain["parameters"])
+        assert difference <= 0.05 * plain["parameters"], (name, difference)
+        for row in rows.values():
+            # to_tflite's float32 bound, 1e-4 * max(1, |y|), on softmax.
+            assert row["float32_max_abs_error"] <= 1e-4, (name, row)
+            # Errors ~1e-6 flip no decision of the Keras model.
+            assert row["float32_accuracy"] == row["keras_accuracy"], name
+            assert row["float32_bytes"] > 0 and row["float32_latency_ms"] > 0
+            assert f"`{row['layer']}`" in markdown
+        # to_tflite holds an int8 classifier to 98 % of Keras's decisions,
+        # so its accuracy is within 2 points of the float file's.
+        assert "int8_refused" not in plain, plain["int8_refused"]
+        drop = plain["float32_accuracy"] - plain["int8_accuracy"]
+        assert abs(drop) <= 0.02 + 1e-9, (name, drop)
+        # A variant's int8 file is measured, or refused by name, and the
+        # report says which.
+        if "int8_refused" in variant:
+            assert "variant" in variant["int8_refused"], variant
+            refused = f"int8: refused ({variant['int8_refused']})"
+            assert refused in markdown
+        else:
+            assert (
+                abs(variant["float32_accuracy"] - variant["int8_accuracy"])
+                <= 0.02
+            )
+    # The variants learn in the quick run's few epochs.
+    vowels = tasks["JapaneseVowels"]
+    vowel = next(r for r in vowels["rows"] if r["role"] == "variant")
+    assert vowel["keras_accuracy"] >= 0.8  # chance 1/9; measured 0.98
+    text = tasks["next character"]
+    char = next(r for r in text["rows"] if r["role"] == "variant")
+    assert char["keras_accuracy"] >= text["majority_accuracy"] + 0.05
