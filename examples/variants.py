@@ -39,7 +39,6 @@ import numpy as np
 import tqdm
 from _story import (
     accuracy,
-    fmt,
     litert_run,
     markdown_table,
     train,
@@ -307,40 +306,46 @@ def slug(name):
 
 
 def export_and_run(model, data, stem, quick):
-    """The float32 file (verified on the test inputs), and int8 if
-    `to_tflite` writes it; their accuracy on LiteRT, size and latency."""
+    """The float32 and int8 files, each verified by `to_tflite` on the test
+    inputs: {"float32": ..., "int8": ...}, each `measure`'s result."""
     runs = 10 if quick else 50
-    path = stem.with_name(stem.name + "_float32.tflite")
-    report = export.to_tflite(model, path, check_data=data.x_test)
-    probabilities, latency = litert_run(path, data.x_test, runs)
-    result = {
-        "float32_file": str(path),
-        "float32_bytes": report.size_bytes,
-        "float32_max_abs_error": float(report.max_abs_error),
-        "float32_accuracy": accuracy(probabilities, data.y_test),
-        "float32_latency_ms": latency,
-    }
-    path = stem.with_name(stem.name + "_int8.tflite")
-    try:
-        report = export.to_tflite(
+    return {
+        "float32": measure(model, data, stem, "float32", runs),
+        "int8": measure(
             model,
-            path,
+            data,
+            stem,
+            "int8",
+            runs,
             quantization="int8",
             representative_data=data.x_train,
-            check_data=data.x_test,
+        ),
+    }
+
+
+def measure(model, data, stem, precision, runs, **options):
+    """One file's size, max abs error against Keras on the test inputs,
+    and LiteRT accuracy and latency; or, where `to_tflite` refuses to
+    write it, the first line of its reason (`"refused"`)."""
+    path = stem.with_name(f"{stem.name}_{precision}.tflite")
+    try:
+        report = export.to_tflite(
+            model, path, check_data=data.x_test, **options
         )
-    # A variant is refused by name (ValueError today; ExportError for a
-    # file that misses its check): the row says why instead of a number.
+    # ValueError: refused before any work (int8 of a variant, today);
+    # ExportError: the file missed its check against Keras. Either way the
+    # report says why, where a number would be; nothing is loosened.
     except (export.ExportError, ValueError) as error:
         reason = str(error).strip().splitlines()[0]
-        tqdm.tqdm.write(f"  int8: refused ({reason})")
-        return result | {"int8_refused": reason}
+        tqdm.tqdm.write(f"  {precision}: refused ({reason})")
+        return {"refused": reason}
     probabilities, latency = litert_run(path, data.x_test, runs)
-    return result | {
-        "int8_file": str(path),
-        "int8_bytes": report.size_bytes,
-        "int8_accuracy": accuracy(probabilities, data.y_test),
-        "int8_latency_ms": latency,
+    return {
+        "file": str(path),
+        "bytes": report.size_bytes,
+        "max_abs_error": float(report.max_abs_error),
+        "accuracy": accuracy(probabilities, data.y_test),
+        "latency_ms": latency,
     }
 
 
@@ -374,6 +379,21 @@ REPORT_COLUMNS = (
 )
 
 
+def file_cells(entry, precision, latency):
+    """A file's accuracy, size (and latency) cells, or why it is missing."""
+    if "refused" in entry:
+        cells = [f"{precision}: refused ({entry['refused']})", "–"]
+    else:
+        cells = [
+            f"{100 * entry['accuracy']:.1f}%",
+            f"{entry['bytes'] / 1024:.1f} KiB",
+        ]
+    if latency:
+        refused = "refused" in entry
+        cells.append("–" if refused else f"{entry['latency_ms']:.3f} ms")
+    return cells
+
+
 def markdown_report(payload):
     mode = "quick (a smoke run)" if payload["quick"] else "full"
     lines = [
@@ -397,22 +417,13 @@ def markdown_report(payload):
         ]
         cells = []
         for row in task["rows"]:
-            if "int8_refused" in row:
-                int8 = f"int8: refused ({row['int8_refused']})"
-                int8_size = "–"
-            else:
-                int8 = f"{100 * row['int8_accuracy']:.1f}%"
-                int8_size = f"{row['int8_bytes'] / 1024:.1f} KiB"
             cells.append(
                 [
                     f"{row['role']}: `{row['layer']}`",
                     f"{row['parameters']:,} ({row['lstm_parameters']:,})",
                     f"{100 * row['keras_accuracy']:.1f}%",
-                    f"{100 * row['float32_accuracy']:.1f}%",
-                    f"{row['float32_bytes'] / 1024:.1f} KiB",
-                    f"{fmt(row['float32_latency_ms'], '.3f')} ms",
-                    int8,
-                    int8_size,
+                    *file_cells(row["float32"], "float32", latency=True),
+                    *file_cells(row["int8"], "int8", latency=False),
                 ]
             )
         lines += markdown_table(REPORT_COLUMNS, cells) + [""]

@@ -263,28 +263,30 @@ def test_variants_quick_reports_each_variant_beside_a_plain_lstm(tmp_path):
         difference = abs(variant["parameters"] - plain["parameters"])
         assert difference <= 0.05 * plain["parameters"], (name, difference)
         for row in rows.values():
+            float32 = row["float32"]
+            assert "refused" not in float32, (name, float32["refused"])
             # to_tflite's float32 bound, 1e-4 * max(1, |y|), on softmax.
-            assert row["float32_max_abs_error"] <= 1e-4, (name, row)
+            assert float32["max_abs_error"] <= 1e-4, (name, float32)
             # Errors ~1e-6 flip no decision of the Keras model.
-            assert row["float32_accuracy"] == row["keras_accuracy"], name
-            assert row["float32_bytes"] > 0 and row["float32_latency_ms"] > 0
+            assert float32["accuracy"] == row["keras_accuracy"], name
+            assert float32["bytes"] > 0 and float32["latency_ms"] > 0
             assert f"`{row['layer']}`" in markdown
         # to_tflite holds an int8 classifier to 98 % of Keras's decisions,
         # so its accuracy is within 2 points of the float file's.
-        assert "int8_refused" not in plain, plain["int8_refused"]
-        drop = plain["float32_accuracy"] - plain["int8_accuracy"]
+        int8 = plain["int8"]
+        assert "refused" not in int8, (name, int8["refused"])
+        drop = plain["float32"]["accuracy"] - int8["accuracy"]
         assert abs(drop) <= 0.02 + 1e-9, (name, drop)
+        assert int8["bytes"] < plain["float32"]["bytes"]
         # A variant's int8 file is measured, or refused by name, and the
         # report says which.
-        if "int8_refused" in variant:
-            assert "variant" in variant["int8_refused"], variant
-            refused = f"int8: refused ({variant['int8_refused']})"
-            assert refused in markdown
+        int8 = variant["int8"]
+        if "refused" in int8:
+            assert "variant" in int8["refused"], int8
+            assert f"int8: refused ({int8['refused']})" in markdown
         else:
-            assert (
-                abs(variant["float32_accuracy"] - variant["int8_accuracy"])
-                <= 0.02
-            )
+            drop = variant["float32"]["accuracy"] - int8["accuracy"]
+            assert abs(drop) <= 0.02 + 1e-9, (name, drop)
     # The variants learn in the quick run's few epochs.
     vowels = tasks["JapaneseVowels"]
     vowel = next(r for r in vowels["rows"] if r["role"] == "variant")
