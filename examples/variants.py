@@ -16,11 +16,12 @@ same number of parameters, on the same data and budget:
 For every model it reports, on held-out data: Keras float32 accuracy,
 parameters, the float32 TFLite file's size, accuracy and LiteRT latency
 (one sequence per call, 1 thread, median), and the int8 file's accuracy on
-LiteRT. Where `to_tflite` refuses int8 for a variant, the report says so
-and why, and the row fills in once int8 export of variants lands.
+LiteRT. Where `to_tflite` refuses to write a file (int8 of a variant,
+today), the report gives the first line of its reason where the number
+would be; the cells fill in once the export writes the file.
 
 Usage:
-    python examples/variants.py            # the full run (~10 min, 2 cores)
+    python examples/variants.py            # the full run (~4 min, 2 cores)
     python examples/variants.py --quick    # a smoke run for tests
 
 Writes variants.md and variants.json to --out (default: artifacts).
