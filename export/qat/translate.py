@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import keras
 
+import keras_lstm.layers
 from keras_lstm.export import _compat, lowering, masking, models
 
 if TYPE_CHECKING:  # Never at run time: importing tf_keras is QAT's job.
@@ -169,12 +170,6 @@ def _twin_rnn(layer, qat_layers):
     cell = layer.cell
     if layer.unroll:
         raise _Unsupported("unroll=True (the fused op is a loop)")
-    if getattr(cell, "_is_variant", False):
-        # The twin computes the plain LSTM only (issue 21, item 6).
-        raise _Unsupported(
-            "an LSTM variant (peepholes, CIFG, layer norm, projection or "
-            "clipping), which the QAT twin does not compute yet"
-        )
     cell_kwargs = {
         "units": cell.units,
         "activation": keras.activations.serialize(cell.activation),
@@ -186,6 +181,10 @@ def _twin_rnn(layer, qat_layers):
         "recurrent_dropout": cell.recurrent_dropout,
         "seed": cell.seed,
     }
+    # The variant arguments (keras.layers.LSTMCell has none: the plain
+    # LSTM's defaults).
+    for name, default in keras_lstm.layers.VARIANT_DEFAULTS.items():
+        cell_kwargs[name] = getattr(cell, name, default)
     for kind, attributes in (
         ("regularizers", ("kernel", "recurrent", "bias")),
         ("constraints", ("kernel", "recurrent", "bias")),
@@ -297,8 +296,11 @@ def _check_model(model):
             "one input (batch, time, features) and one output, as "
             "to_tflite exports."
         )
-    # What the fused int8 export would refuse, refused before fine-tuning.
-    lowering.check_model(model)
+    # What the fused export would refuse, refused before fine-tuning. LSTM
+    # variants pass: the twin computes them, and to_tflite says which modes
+    # write them (its int8 refusal, until it writes them, is the one place
+    # that refuses an integer variant file).
+    lowering.check_model(model, variants=True)
     for layer in models.iter_layers(model):
         if masking.is_mask_layer(layer):
             # to_tflite exports masked models (callers drop the padding),
