@@ -17,7 +17,8 @@ What `LSTMQuantizeConfig` models of TFLite's integer LSTM (8x8_16, see
 
 - `kernel` and `recurrent_kernel`: int8, symmetric, narrow range
   ([-127, 127]), one scale `max |block| / 127` per gate block: TFLite stores
-  `W_i, W_f, W_c, W_o` (and `U_*`) as eight int8 per-tensor tensors.
+  `W_i, W_f, W_c, W_o` (and `U_*`) as eight int8 per-tensor tensors
+  (six under CIFG, which has no input gate).
 - layer input: int8. It is the previous layer's quantized output (or the
   model input's `QuantizeLayer`), as tfmot does for every layer.
 - hidden state `h`: int8, asymmetric, one min/max range (as calibration
@@ -28,11 +29,19 @@ What `LSTMQuantizeConfig` models of TFLite's integer LSTM (8x8_16, see
 - cell state `c`: int16, symmetric, power-of-two scale `2^p / 32768` with
   `p = max(0, ceil(log2(max |c|)))` (TFLite's `GetPowerOfTwoScale`), from a
   running maximum of `|c|`, like the converter's min/max calibration.
+- LSTM variants (docs/variants.md): `projection_kernel` int8 symmetric
+  narrow range, one scale; `o ⊙ tanh(c)` int8 asymmetric with its own
+  min/max range before it is projected (the op's fifth intermediate, from
+  which the integer kernel projects), `h` after the projection (and its
+  clip) as above.
 
 Not modeled: the gate pre-activations and gate outputs, which TFLite keeps in
 int16 fixed point (Q3.12 in, Q0.15 out; errors near 1e-4, far below the
-int8 step of `h`), and the int32 biases. `h_t` is computed from `c_t` before
-its int16 rounding (one int16 step, < 1e-4, apart).
+int8 step of `h`; under layer norm also the int16 sums before the
+normalisation), the int32 biases (gate and projection), and the int16
+peephole and layer-norm coefficients (steps of `max |w| / 32767`, 256
+times finer than the int8 weights'). `h_t` is computed from `c_t` before its
+int16 rounding (one int16 step, < 1e-4, apart).
 """
 
 import math

@@ -329,12 +329,14 @@ def quantize_model(
 
     Supported: Sequential and Functional models of `keras_lstm.LSTM`,
     `keras.layers.LSTM`, `keras.layers.RNN(LSTMCell)` (either cell),
-    `Bidirectional` of these, `Conv1D`, `MaxPooling1D`, `AveragePooling1D`,
-    `Normalization`, `Embedding` (int32 token inputs), `RepeatVector`,
-    `TimeDistributed` of a supported layer, and the built-in layers tfmot
-    quantizes (`Dense`, `Dropout`, `Flatten`, `Reshape`, `Add`,
-    `Concatenate`, ...). Any other built-in layer takes a config of yours
-    through `quantize_configs`.
+    `Bidirectional` of these, `keras_lstm`'s LSTM variants (peepholes,
+    CIFG, layer norm, projection, clips; docs/variants.md, whose int8
+    files `to_tflite` does not write yet), `Conv1D`, `MaxPooling1D`,
+    `AveragePooling1D`, `Normalization`, `Embedding` (int32 token
+    inputs), `RepeatVector`, `TimeDistributed` of a supported layer, and
+    the built-in layers tfmot quantizes (`Dense`, `Dropout`, `Flatten`,
+    `Reshape`, `Add`, `Concatenate`, ...). Any other built-in layer takes a
+    config of yours through `quantize_configs`.
 
     Args:
         model: A trained, built Keras 3 Sequential or Functional model with
