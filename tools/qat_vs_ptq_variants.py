@@ -23,6 +23,13 @@ each int8 row, runs everything else, and still compares QAT with PTQ in
 simulation. TFLite Micro refuses variants, so only LiteRT runs the files.
 
 Run: `python tools/qat_vs_ptq_variants.py` (`--quick` for a smaller run).
+
+Measured here before integer variant export (2 shared CPU cores, 3 min;
+test accuracy, %, 600 sequences): float32 82.2 in Keras and in its
+float32 file on LiteRT; the QAT model before fine-tuning (simulated PTQ)
+72.0; after 4 QAT epochs 72.8, 73.7, 74.7, 75.2 (validation 74.0 to 76.2);
+the PTQ and QAT int8 rows refused by name. `--quick`: float32 72.0,
+simulated PTQ 60.0, QAT 64.3 then 66.0.
 """
 
 import argparse
