@@ -643,13 +643,15 @@ class LSTMQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
             (cell, attribute)
             for _, cell in self._cells(layer)
             for attribute in self.WEIGHT_ATTRIBUTES
-            if getattr(cell, attribute) is not None
+            # getattr's default: tf_keras's own LSTMCell (a subclass's
+            # experiment, tests/test_qat_layers.py) has no variant weights.
+            if getattr(cell, attribute, None) is not None
         ]
 
     @staticmethod
     def _weight_quantizer(cell, attribute):
         if attribute in ("kernel", "recurrent_kernel"):
-            return GateWeightQuantizer(cell.gate_count)
+            return GateWeightQuantizer(getattr(cell, "gate_count", 4))
         if attribute == "projection_kernel":
             return GateWeightQuantizer(1)
         return PassThroughQuantizer()
@@ -673,7 +675,8 @@ class LSTMQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
             (prefix, cell, attribute)
             for prefix, cell in self._cells(layer)
             for attribute in self.STATE_ATTRIBUTES
-            if attribute != "projection_input_quantize" or cell.projection_units
+            if attribute != "projection_input_quantize"
+            or getattr(cell, "projection_units", None)
         ]
 
     def get_activations_and_quantizers(self, layer):
