@@ -399,11 +399,3 @@ def test_check_model_refuses_variants_unless_they_are_written():
     with pytest.raises(ValueError, match="LSTM variant.*projection_units=4"):
         lowering.check_model(model)
     assert len(lowering.check_model(model, variants=True)) == 1
-
-
-def test_quantize_model_refuses_variants_by_name():
-    from keras_lstm.export import qat
-
-    model = _model(MODELS["cifg_peephole_layer_norm"], np.random.default_rng(0))
-    with pytest.raises(ValueError, match="LSTM variant.*coupled_input_forget"):
-        qat.quantize_model(model)
