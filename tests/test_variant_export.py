@@ -452,6 +452,10 @@ def test_int8_variants_fuse_and_verify_on_held_out_data(int8_exported):
     # float LSTM on its own inputs (None would mean none was replayed).
     assert checked.lstm_error_quanta is not None
     assert checked.lstm_error_quanta <= fidelity.FAITHFUL_QUANTA, checked
+    # TFLite Micro's LSTM kernel refuses variants: the report says which.
+    assert any(
+        "LSTM variant" in blocker for blocker in report.tflite_micro_blockers
+    ), report.tflite_micro_blockers
     # to_tflite verified on check_data; fresh data holds too.
     assert not checked.problems(
         load_tflite(report.path).predict(fresh), np.asarray(model(fresh))
