@@ -39,6 +39,7 @@ import tensorflow as tf
 import keras_lstm
 from keras_lstm import recurrence, tf_sequence
 from keras_lstm.export import masking, models, substitutes
+from keras_lstm.export.quantization import Quantization
 from keras_lstm.layers import lowering
 
 _TANH = (keras.activations.tanh, tf.tanh, tf.math.tanh, tf.nn.tanh)
@@ -164,6 +165,7 @@ def check_lstm_layer(
     streaming: bool = False,
     explicit_state: bool = False,
     variants: bool = False,
+    quantization: Quantization | None = None,
 ) -> None:
     """Raises if `layer` has a configuration the fused op cannot express.
 
@@ -178,6 +180,9 @@ def check_lstm_layer(
         variants: Whether the export writes LSTM variants (peepholes,
             CIFG, layer norm, projection, clipping) into the fused op
             (`rewrite.write_lstm_variants`); without it they are refused.
+        quantization: The file's `Quantization`, or `None`: the integer
+            modes refuse the variants LiteRT's integer kernel gets wrong
+            (`_check_integer_variant`).
 
     Raises:
         ValueError: explaining what to change.
@@ -239,6 +244,49 @@ def check_lstm_layer(
             f"({keras_lstm.layers._variant_summary(cell)}), which this "
             "export does not write into the fused op yet",
             "Train a plain LSTM to export it, or run the variant in Keras.",
+        )
+    if getattr(cell, "_is_variant", False) and quantization is not None:
+        _check_integer_variant(layer, quantization)
+
+
+def _check_integer_variant(layer, quantization):
+    """Refuses the variants an integer file cannot run faithfully."""
+    cell = layer.cell
+    summary = keras_lstm.layers._variant_summary(cell)
+    if quantization is Quantization.INT16X8:
+        # int16x8 LSTM files are op version 5, which LiteRT does not
+        # register (`register.cc`, up to 4); TFLite Micro runs them and
+        # refuses every variant (`ValidateTensorStatus`).
+        _refuse(
+            layer,
+            f"it is an LSTM variant ({summary}) and quantization="
+            "'int16x8': no runtime runs an int16x8 variant (LiteRT has no "
+            "int16x8 LSTM kernel; TFLite Micro's refuses variants)",
+            "Use quantization='int8' (LiteRT runs integer variants), or a "
+            "float quantization.",
+        )
+    projection = cell.projection_units
+    if (
+        quantization.is_integer
+        and cell.use_peepholes
+        and projection is not None
+        and projection != cell.units
+    ):
+        # LiteRT's integer gate (`lstm_eval.cc`,
+        # `CalculateLstmGateInteger8x8_16`) adds the peephole term over
+        # `n_output` values per batch row, not `n_cell`: with a projection
+        # to another size, the peepholes miss cells and rows. Measured
+        # with every repair applied: units 6 -> 4, 22.5 output quanta off
+        # the float LSTM; 6 -> 6, 1.4.
+        _refuse(
+            layer,
+            f"use_peepholes=True with projection_units={projection} != "
+            f"units={cell.units} in a {quantization.value!r} file: LiteRT's "
+            "integer LSTM kernel adds the peepholes over projection_units "
+            "values instead of units",
+            "Export it with quantization='dynamic' or a float "
+            "quantization, or train without peepholes or with "
+            "projection_units == units.",
         )
 
 
@@ -551,6 +599,7 @@ def check_model(
     streaming: bool = False,
     explicit_state: bool = False,
     variants: bool = False,
+    quantization: Quantization | None = None,
 ) -> list:
     """Raises if `model` holds a layer the fused export cannot express.
 
@@ -561,6 +610,8 @@ def check_model(
             (`StateLowering`).
         variants: Whether the export writes LSTM variants into the fused
             op (`check_lstm_layer`).
+        quantization: The file's `Quantization`, whose integer modes
+            refuse some variants (`check_lstm_layer`), or `None`.
 
     Returns:
         The list of LSTM layers found (a `Bidirectional` counts two).
@@ -576,6 +627,7 @@ def check_model(
                 streaming=streaming,
                 explicit_state=explicit_state,
                 variants=variants,
+                quantization=quantization,
             )
             found.append(layer)
         elif isinstance(layer, keras.layers.RNN):

@@ -235,13 +235,15 @@ def _sequences(
     split = calibration.split(
         data, check, calibrated=quantization.needs_representative_data
     )
-    # LSTM variants are written into the fused op of float files
-    # (rewrite.write_lstm_variants); integer and external-state files
-    # refuse them, naming the variant.
+    # LSTM variants are written into the fused op (rewrite.
+    # write_lstm_variants; integer files before calibrating, conversion);
+    # external-state files, int16x8 files and the variants LiteRT's
+    # integer kernel gets wrong are refused, naming the variant.
     lowering.check_model(
         model,
         streaming=streaming,
-        variants=not quantization.is_integer and not external_state,
+        variants=not external_state,
+        quantization=quantization,
     )
     return Plan(
         model=model,
