@@ -236,12 +236,13 @@ def _sequences(
         data, check, calibrated=quantization.needs_representative_data
     )
     # LSTM variants are written into the fused op of float files
-    # (rewrite.write_lstm_variants); integer and external-state files
+    # (rewrite.write_lstm_variants), and computed in builtin ops by float
+    # external-state steps (lowering.ExternalStateStep); integer files
     # refuse them, naming the variant.
     lowering.check_model(
         model,
         streaming=streaming,
-        variants=not quantization.is_integer and not external_state,
+        variants=not quantization.is_integer,
     )
     return Plan(
         model=model,
