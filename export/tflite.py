@@ -156,9 +156,10 @@ def to_tflite(
             without variable tensors, such as CMSIS-NN. LSTM variants are
             computed there too, in builtin ops (layer norm in MEAN,
             SQUARED_DIFFERENCE and RSQRT), which makes this the file for
-            TFLite Micro, whose LSTM kernel refuses them; under a
-            projection `h_i` has `projection_units` values.
-            Default: `False`.
+            TFLite Micro, whose LSTM kernel refuses them: in "none" and
+            "int16x8" (refused in "int8", whose int8 state misses the
+            criterion); under a projection `h_i` has `projection_units`
+            values. Default: `False`.
         tolerance: A max-abs bound on |file - Keras| on the check data,
             replacing the default criterion. Default: `None`.
         min_agreement: For class outputs of a lossy file, the least share

@@ -494,9 +494,10 @@ def _static_blockers(content):
                 "LSTM kernel (ValidateTensorStatus / ValidateTensorSize), "
                 "CMSIS-NN and Vela run the plain LSTM only: for TFLite "
                 "Micro export the model with streaming=True, "
-                "external_state=True, which computes the variant's step in "
-                "builtin ops with the state as explicit inputs and outputs, "
-                "or run this file on LiteRT"
+                "external_state=True (quantization 'none' or 'int16x8'), "
+                "which computes the variant's step in builtin ops with the "
+                "state as explicit inputs and outputs, or run this file on "
+                "LiteRT"
             )
         elif op.name == "DEQUANTIZE" and operands[0].type == "FLOAT16":
             reason = (
