@@ -35,7 +35,11 @@ VARIANTS = {
     "peepholes": dict(use_peepholes=True),
     "cifg": dict(coupled_input_forget=True),
     "layer_norm": dict(use_layer_norm=True),
-    "projection": dict(projection_units=4, use_projection_bias=True),
+    # A clip of 1 converts to a fused RELU_N1_TO_1 activation, not to
+    # MINIMUM and MAXIMUM: TFLite Micro's kernels must apply it too.
+    "projection": dict(
+        projection_units=4, use_projection_bias=True, projection_clip=1.0
+    ),
     "clips": dict(projection_units=4, cell_clip=0.3, projection_clip=0.2),
     # Every option at once, stacked on a second variant layer: two state
     # pairs of different sizes (h_0 has 4 values, h_1 has 6).
