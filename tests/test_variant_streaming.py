@@ -246,18 +246,23 @@ def test_int8_step_files_refuse_variants_by_name(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_fused_variant_file_points_to_the_step_file(tmp_path):
+def test_fused_variant_file_points_to_the_step_file(tmp_path, capsys):
     """The advice for TFLite Micro is true: the step file it names runs."""
-    from keras_lstm.export import to_c_source, to_tflite
+    from keras_lstm.export import cli, to_c_source, to_tflite
 
     model = _model(VARIANTS["all"])
     fused = to_tflite(model, tmp_path / "fused.tflite", timesteps=STEPS)
-    # One blocker per fused op (their variants differ), each with the route.
+    # One blocker per fused op (their variants differ), each with the route,
+    # in the report and in `keras-lstm inspect`.
     blockers = fused.tflite_micro_blockers
     assert len(blockers) == 2, blockers
     for blocker in blockers:
         assert "LSTM variant" in blocker
         assert "streaming=True, external_state=True" in blocker
+    assert cli.main(["inspect", str(fused.path), "--no-vela"]) == 0
+    out = capsys.readouterr().out
+    assert "TFLite Micro: not runnable" in out, out
+    assert "streaming=True, external_state=True" in out, out
     step = to_tflite(
         model, tmp_path / "step.tflite", streaming=True, external_state=True
     )
