@@ -262,8 +262,9 @@ def _check_integer_variant(layer, quantization):
             f"it is an LSTM variant ({summary}) and quantization="
             "'int16x8': no runtime runs an int16x8 variant (LiteRT has no "
             "int16x8 LSTM kernel; TFLite Micro's refuses variants)",
-            "Use quantization='int8' (LiteRT runs integer variants), or a "
-            "float quantization.",
+            "Use quantization='int8' (LiteRT runs integer variants) or a "
+            "float quantization; for TFLite Micro, export an int16x8 step "
+            "file with streaming=True, external_state=True.",
         )
     projection = cell.projection_units
     if (
@@ -485,6 +486,14 @@ class ExternalStateStep:
     states given here, and records its new state in `new_states`. Layers
     are numbered in call order.
 
+    LSTM variants run here too, through the same `lstm_step` with the
+    layer's `LSTMVariant`: peepholes are MULs and ADDs, CIFG a SUB, layer
+    norm MEAN, SQUARE, SQRT and DIV, a projection one more
+    FULLY_CONNECTED, clips MINIMUM and MAXIMUM; all of them ops TFLite
+    Micro has kernels for, where its fused LSTM kernel refuses variants.
+    `h` has the layer's `h_dim` (`projection_units` under a projection),
+    `c` its `units`.
+
     Args:
         states: `[(h, c), ...]`, one pair per LSTM layer in call order, or
             `None` to use zeros (a first pass that only discovers layers).
@@ -496,7 +505,7 @@ class ExternalStateStep:
         self.new_states = []
 
     def __call__(self, layer, sequences, initial_state, mask, training):
-        check_lstm_layer(layer, streaming=True)
+        check_lstm_layer(layer, streaming=True, variants=True)
         _check_call(layer, sequences, initial_state, mask, training)
         if sequences.shape[1] != 1:
             _refuse(
@@ -508,20 +517,45 @@ class ExternalStateStep:
         index = len(self.layers)
         self.layers.append(layer)
         if self.states is None:
-            h = c = tf.zeros((sequences.shape[0], layer.units), tf.float32)
+            batch = sequences.shape[0]
+            h_dim, units = layer.cell.state_size
+            h = tf.zeros((batch, h_dim), tf.float32)
+            c = tf.zeros((batch, units), tf.float32)
         else:
             h, c = self.states[index]
-        kernel, recurrent_kernel, bias = _weights(layer.cell)
-        gates = recurrence.lstm_step(
-            recurrence.project_inputs(sequences[:, 0, :], kernel, bias),
-            h,
-            c,
-            recurrent_kernel,
-            tf.tanh,
-            tf.sigmoid,
-        )
+        if getattr(layer.cell, "_is_variant", False):
+            gates = _variant_step(layer.cell, sequences[:, 0, :], h, c)
+        else:
+            kernel, recurrent_kernel, bias = _weights(layer.cell)
+            gates = recurrence.lstm_step(
+                recurrence.project_inputs(sequences[:, 0, :], kernel, bias),
+                h,
+                c,
+                recurrent_kernel,
+                tf.tanh,
+                tf.sigmoid,
+            )
         self.new_states.append((gates.h, gates.c))
         return gates.h, gates.h[:, None, :], [gates.h, gates.c]
+
+
+def _variant_step(cell, frame, h, c):
+    """One step of a variant cell, as its own `call` computes it.
+
+    The cell's kernels as they are (three gate blocks under CIFG, no
+    stand-in for the converter), and the bias passed to `lstm_step`,
+    which adds it where the variant needs it (after layer norm).
+    """
+    return recurrence.lstm_step(
+        recurrence.project_inputs(frame, cell.kernel),
+        h,
+        c,
+        cell.recurrent_kernel,
+        tf.tanh,
+        tf.sigmoid,
+        bias=cell.bias if cell.use_bias else None,
+        variant=cell._variant(),
+    )
 
 
 def _is_zero_state(initial_state):
