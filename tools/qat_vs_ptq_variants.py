@@ -17,19 +17,17 @@ It reports, on the test split:
   after each epoch; then the int8 file of the weights
   `qat.KeepBestInt8Epoch` keeps, on LiteRT.
 
-int8 files of LSTM variants are not written yet (`to_tflite` refuses them
-by name until integer variant export lands); the script then says so for
-each int8 row, runs everything else, and still compares QAT with PTQ in
-simulation. TFLite Micro refuses variants, so only LiteRT runs the files.
+TFLite Micro refuses variants in its fused op, so only LiteRT runs the
+files.
 
 Run: `python tools/qat_vs_ptq_variants.py` (`--quick` for a smaller run).
 
-Measured here before integer variant export (2 shared CPU cores, 3 min;
-test accuracy, %, 600 sequences): float32 82.2 in Keras and in its
-float32 file on LiteRT; the QAT model before fine-tuning (simulated PTQ)
-72.0; after 4 QAT epochs 72.8, 73.7, 74.7, 75.2 (validation 74.0 to 76.2);
-the PTQ and QAT int8 rows refused by name. `--quick`: float32 72.0,
-simulated PTQ 60.0, QAT 64.3 then 66.0.
+Measured 2026-12-03 (AMD EPYC, 2 shared CPU cores, 2 min; test accuracy,
+%, 600 sequences): float32 82.2 in Keras and in its float32 file on
+LiteRT; PTQ int8 71.3 on LiteRT; the QAT model before fine-tuning
+(simulated PTQ) 72.0, after 4 QAT epochs 72.8, 73.7, 74.7, 75.2
+(validation 74.0 to 76.2); KeepBestInt8Epoch kept epoch 3 and its int8
+file scored 74.7 on LiteRT: QAT int8 beats PTQ int8 by 3.4 points.
 """
 
 import argparse
