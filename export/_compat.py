@@ -12,6 +12,11 @@ to the versions `pyproject.toml` supports.
   LSTM's variable tensors between calibration sequences. TFLite's
   calibrator (`tensorflow.lite.python.optimize.calibrator.Calibrator`)
   resets them once, in `Prepare()`, and never again.
+- `calibrate_and_quantize(content, dataset)`: what TFLite's converter does
+  to a float file in its integer modes (`TFLiteConverter._quantize`: the
+  calibrator's `add_intermediate_tensors`, `Calibrator.calibrate`, then
+  `mlir_quantize`), run on a file of our own: the float file with the LSTM
+  variants written into it, so that calibration runs the variant.
 - `tf_keras_lstm_cell_base(name)`: tf_keras's private `DropoutRNNCellMixin`
   and `BaseRandomLayer`, the bases of the QAT twin cell.
 - `tfmot_default_8bit_transforms()`: tfmot's private module of default
@@ -107,6 +112,44 @@ def calibration_resets() -> Iterator[Callable[[], None]]:
         yield reset
     finally:
         klass._feed_tensors = original
+
+
+def calibrate_and_quantize(content: bytes, dataset) -> bytes:
+    """A float file calibrated on `dataset` and quantized to full int8.
+
+    The steps `tf.lite.TFLiteConverter` runs after converting, in its
+    post-training integer mode with int8 inputs and outputs
+    (`lite.py`, `TFLiteConverterBase._quantize`), on `content` itself:
+
+    1. `calibrator.add_intermediate_tensors`: gives each fused LSTM the
+       five intermediate tensors of TFLite's integer LSTM spec
+       (`operator_property.cc`), which the calibrator's logging LSTM
+       kernel (`calibration/builtin_logging_ops/lstm.cc`) records: the
+       gates' pre-normalisation values under layer norm, and the hidden
+       value `o * tanh(c)` before the projection;
+    2. `Calibrator.calibrate(dataset)`: runs the float file on the reference
+       kernels with those loggers (call it inside `calibration_resets()`
+       to reset the LSTM state per sequence);
+    3. `mlir_quantize`: the converter's quantizer, int8 inputs and outputs,
+       per-channel where the converter would.
+
+    Args:
+        content: A float32 TFLite flatbuffer.
+        dataset: A callable returning an iterator of input lists (the
+            converter's `representative_dataset`).
+
+    Returns:
+        The quantized flatbuffer.
+    """
+    import tensorflow as tf
+    from tensorflow.lite.python.convert import mlir_quantize
+    from tensorflow.lite.python.optimize import calibrator
+
+    content = calibrator.add_intermediate_tensors(content)
+    calibrated = calibrator.Calibrator(content).calibrate(dataset)
+    return mlir_quantize(
+        calibrated, input_data_type=tf.int8, output_data_type=tf.int8
+    )
 
 
 def tf_keras_lstm_cell_base(name: str) -> type:

@@ -187,8 +187,9 @@ def build_parser():
     export.add_argument(
         "--external-state",
         action="store_true",
-        help="with --streaming: state as explicit inputs and outputs "
-        "(float modes only)",
+        help="with --streaming: state as explicit inputs and outputs, "
+        "for runtimes that keep none (CMSIS-NN); the route for LSTM "
+        "variants to TFLite Micro",
     )
     export.add_argument(
         "--overwrite",

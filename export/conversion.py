@@ -5,11 +5,18 @@ for the quantization mode (`quantization.configure_converter`); integer
 modes calibrate on the plan's calibration sequences, each from a zero LSTM
 state (`calibration.representative_dataset`). The converter's own failures
 become `ExportError`s.
+
+An integer file with LSTM variants is converted in float32 first: the
+converter's Keras fusion builds the plain LSTM, so its own calibration
+would run the plain LSTM. The variants are written into the float file
+(`rewrite.write_lstm_variants`), and that file is calibrated and quantized
+as the converter would (`_compat.calibrate_and_quantize`), so the ranges
+are the variant's own, its layer-norm and hidden intermediates included.
 """
 
 import tensorflow as tf
 
-from keras_lstm.export import _compat, calibration, contract
+from keras_lstm.export import _compat, calibration, contract, rewrite
 from keras_lstm.export.errors import ExportError
 from keras_lstm.export.plan import Plan
 from keras_lstm.export.quantization import Quantization, configure_converter
@@ -33,6 +40,8 @@ def convert(
     """
     quantization = Quantization.NONE if float_twin else checked.quantization
     calibration_data = None if float_twin else checked.split.calibration
+    if quantization.is_integer and traced.variants:
+        return _quantized_variants(traced, checked)
     batch_size, progress = checked.batch_size, checked.progress
     # The converter must see the tf.Variables behind Keras 3's variables:
     # given a trackable that holds them, it saves a SavedModel, keeps the
@@ -73,9 +82,33 @@ def convert(
             dataset,
             native_int16x8=traced.fused_calls == 0,
         )
-        try:
-            return converter.convert()
-        except Exception as error:  # The converter raises many types.
-            raise ExportError(
-                f"TFLite's converter failed ({type(error).__name__}): {error}"
-            ) from error
+        return _run(converter.convert)
+
+
+def _run(step):
+    try:
+        return step()
+    except Exception as error:  # The converter raises many types.
+        raise ExportError(
+            f"TFLite's converter failed ({type(error).__name__}): {error}"
+        ) from error
+
+
+def _quantized_variants(traced, checked):
+    """An integer file with LSTM variants: float, variants written, then
+    calibrated and quantized (see the module docstring)."""
+    content = convert(traced, checked, float_twin=True)
+    try:
+        content = rewrite.write_lstm_variants(content, traced.variants)
+    except ValueError as error:
+        raise ExportError(str(error)) from error
+    with _compat.calibration_resets() as reset:
+        dataset = calibration.representative_dataset(
+            checked.split.calibration,
+            batch_size=checked.batch_size,
+            streaming=checked.streaming,
+            reset=reset,
+            progress=checked.progress,
+            padding=checked.padding,
+        )
+        return _run(lambda: _compat.calibrate_and_quantize(content, dataset))

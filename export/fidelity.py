@@ -19,7 +19,17 @@ and these roundings stay around a quantum. Measured on int8 files
 (2026-12-03): 0.61 to 4.67 quanta on 86 random trained architectures
 (`tools/random_models.py`, seeds 0-99: stacked, Bidirectional, masked,
 token, Conv1D); 0.77 on a 24-step LSTM(32) regression; 5.46 on a
-streaming token model (`test_inputs`). A cell-state scale multiplied by 3,
+streaming token model (`test_inputs`). LSTM variants are replayed with
+their own operands (peepholes, CIFG, layer norm, projection, clips),
+measured on the int8 models of `test_variant_export` (held out): 0.9 to
+1.1 quanta without a projection or with a small one; 6.5 for peepholes
+with a projection (1.0 on the calibration data: held-out values past the
+calibrated ranges); 11.0 for the layer-norm projection in a Bidirectional
+(13.3 on the calibration data). The projected ones pay for TFLite's
+integer spec: `o * tanh(c)` is rounded to int8 (the hidden intermediate)
+before the projection, whose weights add up those roundings; replaying
+with that rounding and `h`'s left 2 to 3 quanta. A
+cell-state scale multiplied by 3,
 which the kernel cannot express (it shifts by powers of two), gave 123
 quanta; a hidden-state scale off by a factor of 2 gave 127.
 
@@ -33,17 +43,14 @@ import keras
 import numpy as np
 
 from keras_lstm import recurrence
-from keras_lstm.export import _compat
+from keras_lstm.export import _compat, flatbuffer
 from keras_lstm.export.flatbuffer import LSTM, LSTM_OP
 
 FAITHFUL_QUANTA = 16.0
 """Largest error of a fused integer LSTM op against the float LSTM on its
 own inputs, in output quanta: about three times the largest faithful
-figure measured, an eighth of the broken ones (the module docstring)."""
-
-_VARIANT_OPERANDS = (9, 10, 11, 16, 17, 20, 21, 22, 23)
-"""Peephole, projection and layer-norm operands (`lstm_shared.h`)."""
-
+figure measured on plain LSTMs, 1.2 times that of a projected variant
+(13.3), an eighth of the broken ones (the module docstring)."""
 
 def _dequantize(details, value):
     scale, zero_point = details["quantization"]
@@ -106,30 +113,57 @@ def _limits(details):
     return (info.min - zero_point) * scale, (info.max - zero_point) * scale
 
 
-def _float_lstm(interpreter, op, sequences):
+def _float_lstm(interpreter, op, options, sequences):
     """The float LSTM on `sequences` with the op's dequantized weights.
 
-    Its `h` and `c` are clipped, step by step, to the ranges the file's
-    hidden and cell states represent: a value the calibration never saw
-    is a range question (`verification.Ranges`), not a fidelity one.
+    The op's variant operands (peepholes, CIFG's absent input gate, layer
+    norm, projection and its bias, `options`' clips; `lstm_shared.h`) are
+    read back and dequantized like its weights, into the step's
+    `recurrence.LSTMVariant`. Its `h` and `c` are clipped, step by step, to
+    the ranges the file's hidden and cell states represent: a value the
+    calibration never saw is a range question (`verification.Ranges`),
+    not a fidelity one.
     """
     details = {d["index"]: d for d in interpreter.get_tensor_details()}
 
     def weight(position):
-        index = op["inputs"][position]
+        index = op["inputs"][position] if position < len(op["inputs"]) else -1
+        if index < 0:
+            return None
         return _dequantize(details[index], interpreter.get_tensor(index))
 
-    # TFLite stores one (units, in) matrix per gate, in Keras's gate order.
-    kernel = np.concatenate([weight(p).T for p in LSTM.input_weights], 1)
-    recurrent = np.concatenate(
-        [weight(p).T for p in LSTM.recurrent_weights], 1
+    # TFLite stores one (units, in) matrix per gate, in Keras's gate order;
+    # under CIFG the input gate's are absent (`recurrence.gate_count`).
+    gates = [
+        gate for gate, p in enumerate(LSTM.input_weights)
+        if weight(p) is not None
+    ]
+    kernel = np.concatenate(
+        [weight(LSTM.input_weights[g]).T for g in gates], 1
     )
-    bias = np.concatenate([weight(p) for p in LSTM.gate_biases])
+    recurrent = np.concatenate(
+        [weight(LSTM.recurrent_weights[g]).T for g in gates], 1
+    )
+    bias = np.concatenate([weight(LSTM.gate_biases[g]) for g in gates])
+    peepholes = [weight(p) for p in LSTM.peephole_weights]
+    peepholes = [p for p in peepholes if p is not None]
+    layer_norm = [weight(p) for p in LSTM.layer_norm_coefficients]
+    layer_norm = [p for p in layer_norm if p is not None]
+    projection = weight(LSTM.projection_weights)
+    variant = recurrence.LSTMVariant(
+        coupled_input_forget=len(gates) == 3,
+        peephole_kernel=np.stack(peepholes) if peepholes else None,
+        layer_norm_scale=np.stack(layer_norm) if layer_norm else None,
+        projection_kernel=None if projection is None else projection.T,
+        projection_bias=weight(LSTM.projection_bias),
+        cell_clip=options["cell_clip"] or None,
+        projection_clip=options["proj_clip"] or None,
+    )
     h_low, h_high = _limits(details[op["outputs"][0]])
     c_low, c_high = _limits(details[op["inputs"][LSTM.cell_state]])
-    units = recurrent.shape[0]
-    h = np.zeros((sequences.shape[0], units), np.float32)
-    c = np.zeros_like(h)
+    units = recurrent.shape[1] // len(gates)
+    h = np.zeros((sequences.shape[0], recurrent.shape[0]), np.float32)
+    c = np.zeros((sequences.shape[0], units), np.float32)
     projected = recurrence.project_inputs(sequences, kernel)
     outputs = []
     for t in range(sequences.shape[1]):
@@ -141,6 +175,7 @@ def _float_lstm(interpreter, op, sequences):
             keras.activations.tanh,
             keras.activations.sigmoid,
             bias=bias,
+            variant=variant,
         )
         h = np.clip(np.asarray(step.h), h_low, h_high)
         c = np.clip(np.asarray(step.c), c_low, c_high)
@@ -165,7 +200,7 @@ def lstm_error_quanta(
     Returns:
         The max over ops and elements of |op output - float LSTM| / the
         output scale, or `None` when the file has no integer LSTM op
-        this module can replay (none, float, or a variant).
+        (none, or float ones).
     """
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
@@ -179,15 +214,21 @@ def lstm_error_quanta(
     )
     interpreter.allocate_tensors()
     details = {d["index"]: d for d in interpreter.get_tensor_details()}
-    ops = [
+    lstm_ops = [
         op
         for op in _compat.interpreter_ops(interpreter)
         if op["op_name"] == LSTM_OP
-        and details[op["outputs"][0]]["quantization"][0]
-        and not any(
-            position < len(op["inputs"]) and op["inputs"][position] >= 0
-            for position in _VARIANT_OPERANDS
+    ]
+    # The interpreter runs the first subgraph's ops in the file's order.
+    options = dict(
+        zip(
+            (id(op) for op in lstm_ops),
+            flatbuffer.lstm_options(content),
+            strict=True,
         )
+    )
+    ops = [
+        op for op in lstm_ops if details[op["outputs"][0]]["quantization"][0]
     ]
     if not ops:
         return None
@@ -197,7 +238,7 @@ def lstm_error_quanta(
     worst = 0.0
     for op in ops:
         sequences, actual = recorded[id(op)]
-        expected = _float_lstm(interpreter, op, sequences)
+        expected = _float_lstm(interpreter, op, options[id(op)], sequences)
         scale = details[op["outputs"][0]]["quantization"][0]
         worst = max(worst, float(np.max(np.abs(actual - expected))) / scale)
     return worst

@@ -410,8 +410,10 @@ def object_weight_values(model, subgraph, index, producers=None):
         `(values, storage)`: `storage` is `"float32"` for a float32
         constant, `"float16"` for a float16 constant behind a DEQUANTIZE
         (the converter's float16 files), `"int8"` for an int8 constant
-        with one symmetric scale (dynamic-range files; `values` are then
-        dequantized); `(None, None)` for anything else.
+        with one symmetric scale (dynamic-range and integer files),
+        `"int16"` or `"int32"` likewise (an integer LSTM's peepholes and
+        layer norm, its biases); `values` are then dequantized.
+        `(None, None)` for anything else.
     """
     schema = _compat.tflite_schema()
 
@@ -428,16 +430,23 @@ def object_weight_values(model, subgraph, index, producers=None):
         if values is not None:
             return values, "float32"
     quantization = tensor.quantization
+    integers = {
+        schema.TensorType.INT8: np.int8,
+        schema.TensorType.INT16: np.int16,
+        schema.TensorType.INT32: np.int32,
+    }
     if (
-        tensor.type == schema.TensorType.INT8
+        tensor.type in integers
         and quantization is not None
         and quantization.scale is not None
         and len(quantization.scale) == 1
         and not np.any(quantization.zeroPoint)
     ):
-        values = constant(tensor, np.int8)
+        dtype = integers[tensor.type]
+        values = constant(tensor, dtype)
         if values is not None:
-            return values * np.float32(quantization.scale[0]), "int8"
+            scale = np.float64(quantization.scale[0])
+            return (values * scale).astype(np.float32), np.dtype(dtype).name
     if producers is None:
         producers = object_producers(model, subgraph)
     producer = producers.get(index)

@@ -39,6 +39,7 @@ import tensorflow as tf
 import keras_lstm
 from keras_lstm import recurrence, tf_sequence
 from keras_lstm.export import masking, models, substitutes
+from keras_lstm.export.quantization import Quantization
 from keras_lstm.layers import lowering
 
 _TANH = (keras.activations.tanh, tf.tanh, tf.math.tanh, tf.nn.tanh)
@@ -164,6 +165,7 @@ def check_lstm_layer(
     streaming: bool = False,
     explicit_state: bool = False,
     variants: bool = False,
+    quantization: Quantization | None = None,
 ) -> None:
     """Raises if `layer` has a configuration the fused op cannot express.
 
@@ -178,6 +180,9 @@ def check_lstm_layer(
         variants: Whether the export writes LSTM variants (peepholes,
             CIFG, layer norm, projection, clipping) into the fused op
             (`rewrite.write_lstm_variants`); without it they are refused.
+        quantization: The file's `Quantization`, or `None`: the integer
+            modes refuse the variants LiteRT's integer kernel gets wrong
+            (`_check_integer_variant`).
 
     Raises:
         ValueError: explaining what to change.
@@ -239,6 +244,50 @@ def check_lstm_layer(
             f"({keras_lstm.layers._variant_summary(cell)}), which this "
             "export does not write into the fused op yet",
             "Train a plain LSTM to export it, or run the variant in Keras.",
+        )
+    if getattr(cell, "_is_variant", False) and quantization is not None:
+        _check_integer_variant(layer, quantization)
+
+
+def _check_integer_variant(layer, quantization):
+    """Refuses the variants an integer file cannot run faithfully."""
+    cell = layer.cell
+    summary = keras_lstm.layers._variant_summary(cell)
+    if quantization is Quantization.INT16X8:
+        # int16x8 LSTM files are op version 5, which LiteRT does not
+        # register (`register.cc`, up to 4); TFLite Micro runs them and
+        # refuses every variant (`ValidateTensorStatus`).
+        _refuse(
+            layer,
+            f"it is an LSTM variant ({summary}) and quantization="
+            "'int16x8': no runtime runs an int16x8 variant (LiteRT has no "
+            "int16x8 LSTM kernel; TFLite Micro's refuses variants)",
+            "Use quantization='int8' (LiteRT runs integer variants) or a "
+            "float quantization; for TFLite Micro, export an int16x8 step "
+            "file with streaming=True, external_state=True.",
+        )
+    projection = cell.projection_units
+    if (
+        quantization.is_integer
+        and cell.use_peepholes
+        and projection is not None
+        and projection != cell.units
+    ):
+        # LiteRT's integer gate (`lstm_eval.cc`,
+        # `CalculateLstmGateInteger8x8_16`) adds the peephole term over
+        # `n_output` values per batch row, not `n_cell`: with a projection
+        # to another size, the peepholes miss cells and rows. Measured
+        # with every repair applied: units 6 -> 4, 22.5 output quanta off
+        # the float LSTM; 6 -> 6, 1.4.
+        _refuse(
+            layer,
+            f"use_peepholes=True with projection_units={projection} != "
+            f"units={cell.units} in a {quantization.value!r} file: LiteRT's "
+            "integer LSTM kernel adds the peepholes over projection_units "
+            "values instead of units",
+            "Export it with quantization='dynamic' or a float "
+            "quantization, or train without peepholes or with "
+            "projection_units == units.",
         )
 
 
@@ -437,6 +486,14 @@ class ExternalStateStep:
     states given here, and records its new state in `new_states`. Layers
     are numbered in call order.
 
+    LSTM variants run here too, through the same `lstm_step` with the
+    layer's `LSTMVariant`: peepholes are MULs and ADDs, CIFG a SUB, layer
+    norm MEAN, SQUARE, SQRT and DIV, a projection one more
+    FULLY_CONNECTED, clips MINIMUM and MAXIMUM; all of them ops TFLite
+    Micro has kernels for, where its fused LSTM kernel refuses variants.
+    `h` has the layer's `h_dim` (`projection_units` under a projection),
+    `c` its `units`.
+
     Args:
         states: `[(h, c), ...]`, one pair per LSTM layer in call order, or
             `None` to use zeros (a first pass that only discovers layers).
@@ -448,7 +505,7 @@ class ExternalStateStep:
         self.new_states = []
 
     def __call__(self, layer, sequences, initial_state, mask, training):
-        check_lstm_layer(layer, streaming=True)
+        check_lstm_layer(layer, streaming=True, variants=True)
         _check_call(layer, sequences, initial_state, mask, training)
         if sequences.shape[1] != 1:
             _refuse(
@@ -460,20 +517,45 @@ class ExternalStateStep:
         index = len(self.layers)
         self.layers.append(layer)
         if self.states is None:
-            h = c = tf.zeros((sequences.shape[0], layer.units), tf.float32)
+            batch = sequences.shape[0]
+            h_dim, units = layer.cell.state_size
+            h = tf.zeros((batch, h_dim), tf.float32)
+            c = tf.zeros((batch, units), tf.float32)
         else:
             h, c = self.states[index]
-        kernel, recurrent_kernel, bias = _weights(layer.cell)
-        gates = recurrence.lstm_step(
-            recurrence.project_inputs(sequences[:, 0, :], kernel, bias),
-            h,
-            c,
-            recurrent_kernel,
-            tf.tanh,
-            tf.sigmoid,
-        )
+        if getattr(layer.cell, "_is_variant", False):
+            gates = _variant_step(layer.cell, sequences[:, 0, :], h, c)
+        else:
+            kernel, recurrent_kernel, bias = _weights(layer.cell)
+            gates = recurrence.lstm_step(
+                recurrence.project_inputs(sequences[:, 0, :], kernel, bias),
+                h,
+                c,
+                recurrent_kernel,
+                tf.tanh,
+                tf.sigmoid,
+            )
         self.new_states.append((gates.h, gates.c))
         return gates.h, gates.h[:, None, :], [gates.h, gates.c]
+
+
+def _variant_step(cell, frame, h, c):
+    """One step of a variant cell, as its own `call` computes it.
+
+    The cell's kernels as they are (three gate blocks under CIFG, no
+    stand-in for the converter), and the bias passed to `lstm_step`,
+    which adds it where the variant needs it (after layer norm).
+    """
+    return recurrence.lstm_step(
+        recurrence.project_inputs(frame, cell.kernel),
+        h,
+        c,
+        cell.recurrent_kernel,
+        tf.tanh,
+        tf.sigmoid,
+        bias=cell.bias if cell.use_bias else None,
+        variant=cell._variant(),
+    )
 
 
 def _is_zero_state(initial_state):
@@ -551,6 +633,7 @@ def check_model(
     streaming: bool = False,
     explicit_state: bool = False,
     variants: bool = False,
+    quantization: Quantization | None = None,
 ) -> list:
     """Raises if `model` holds a layer the fused export cannot express.
 
@@ -561,6 +644,8 @@ def check_model(
             (`StateLowering`).
         variants: Whether the export writes LSTM variants into the fused
             op (`check_lstm_layer`).
+        quantization: The file's `Quantization`, whose integer modes
+            refuse some variants (`check_lstm_layer`), or `None`.
 
     Returns:
         The list of LSTM layers found (a `Bidirectional` counts two).
@@ -576,6 +661,7 @@ def check_model(
                 streaming=streaming,
                 explicit_state=explicit_state,
                 variants=variants,
+                quantization=quantization,
             )
             found.append(layer)
         elif isinstance(layer, keras.layers.RNN):

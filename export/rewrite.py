@@ -23,7 +23,9 @@ masked model's padding convention:
 # LSTM variants
 
 `write_lstm_variants` writes peepholes, CIFG, layer norm, a projection and
-the clips into float32 files. TFLite's kernel takes them as optional
+the clips into float32, float16 and dynamic-range files, and into the
+float32 file an integer one is calibrated and quantized from
+(`keras_lstm.export.conversion`). TFLite's kernel takes them as optional
 operands of the fused op (`lstm_shared.h`; `lstm_eval.cc`, `LstmStepFloat`,
 for the equations), but the converter's Keras fusion
 (`lstm_utils.cc`, `ConvertKerasLSTMLayer`) builds only four gate blocks of
@@ -61,7 +63,32 @@ after it.
    output zero point) must share one scale. When a consumer forces the
    output's scale (CONCATENATION after a Bidirectional), the converter
    moves the output's parameters only. We give the other two the output's
-   parameters, which is what every consumer reads.
+   parameters, which is what every consumer reads. Under a projection the
+   intermediate is `o * tanh(c)` before the projection, with its own
+   range, and keeps it (repair 3 instead).
+
+Two more concern LSTM variants, measured on the int8 variant models of
+`tests/test_variant_export.py` against the float LSTM on the op's own
+inputs (`keras_lstm.export.fidelity`):
+
+3. Projection: LiteRT folds the hidden intermediate's zero point into the
+   projection's bias with the wrong sign
+   (`unidirectional_sequence_lstm.cc`,
+   `PopulatePrecomputedZPTimesWeightsWithBias` passes `hidden_zp` where the
+   gates pass `-zero_point`, so the kernel adds `zp * sum(W)` that it should
+   subtract). The quantizer gives that intermediate an asymmetric int8
+   range, so we make it symmetric over the same real range (zero point 0)
+   and requantize the projection bias to its new scale
+   (`projection weight scale * hidden scale`, `operator_property.cc`'s
+   derived scale for operand 17). Measured: 25.6 output quanta off with a
+   projection bias before, 1.1 after.
+4. CIFG with layer norm: the calibrator logs no input gate, so the
+   quantizer leaves the input gate's intermediate (0) unquantized, while
+   LiteRT's Prepare (`PopulateQuantizedLstmParams8x8_16`) reads the scales
+   of all four gate intermediates under layer norm and requires them to
+   be quantized. Measured: 127 quanta off (the output saturated) before;
+   given the forget gate's int16 parameters, which no computation uses
+   under CIFG, 1.4.
 
 # int16x8
 
@@ -141,7 +168,9 @@ def finish(
         quantization: The file's mode.
         padding: A masked model's `contract.Padding`, else `None`.
         variants: LSTM variants to write into their fused ops
-            (`write_lstm_variants`), for float modes.
+            (`write_lstm_variants`), for float modes; integer files hold
+            them already (`keras_lstm.export.conversion` writes them before
+            calibrating).
 
     Returns:
         `(file, int8)`: the finished file, and for integer modes the
@@ -152,7 +181,8 @@ def finish(
         ExportError: if an integer LSTM cannot be repaired.
     """
     int8 = None
-    content = write_lstm_variants(content, variants)
+    if not quantization.is_integer:  # Integer files have them already.
+        content = write_lstm_variants(content, variants)
     if quantization.is_integer:
         try:
             content, repairs = repair_integer_lstms(content)
@@ -498,7 +528,8 @@ def _same_params(a, b):
 
 
 def repair_integer_lstms(content: bytes) -> tuple[bytes, list[str]]:
-    """Fixes the converter's integer LSTM parameters (see the module doc).
+    """Fixes the converter's integer LSTM parameters (see the module doc:
+    repairs 1 and 2 for every integer LSTM, 3 and 4 for variants).
 
     Args:
         content: An integer-quantized TFLite flatbuffer.
@@ -544,12 +575,17 @@ def repair_integer_lstms(content: bytes) -> tuple[bytes, list[str]]:
                 )
             hidden = [tensors[op.inputs[LSTM.hidden_state]]]
             intermediates = op.intermediates
-            if (
+            projected = op.inputs[LSTM.projection_weights] >= 0
+            if projected:
+                # The intermediate is o * tanh(c), before the projection.
+                repairs += _symmetric_hidden(model, tensors, op, name)
+            elif (
                 intermediates is not None
                 and len(intermediates) > LSTM.hidden_intermediate
             ):
                 index = intermediates[LSTM.hidden_intermediate]
                 hidden.append(tensors[index])
+            repairs += _cifg_layer_norm_intermediate(tensors, op, name)
             for tensor in hidden:
                 if not _same_params(tensor, output):
                     tensor.quantization = copy.deepcopy(output.quantization)
@@ -560,6 +596,74 @@ def repair_integer_lstms(content: bytes) -> tuple[bytes, list[str]]:
     if not repairs:
         return content, repairs
     return _pack(model), repairs
+
+
+def _symmetric_hidden(model, tensors, op, name):
+    """A projected LSTM's hidden intermediate, made symmetric, and its
+    projection bias requantized to match (repair 3)."""
+    schema = _compat.tflite_schema()
+    hidden = tensors[op.intermediates[LSTM.hidden_intermediate]]
+    q = hidden.quantization
+    if q is None or q.scale is None or not len(q.scale):
+        return []
+    zero_point = int(q.zeroPoint[0])
+    if zero_point == 0:
+        return []
+    scale = float(q.scale[0])
+    real_max = scale * max(128 + zero_point, 127 - zero_point)
+    new_scale = real_max / 127
+    hidden.quantization = copy.deepcopy(q)
+    hidden.quantization.scale = np.array([new_scale], np.float32)
+    hidden.quantization.zeroPoint = np.array([0], np.int64)
+    repaired = [
+        f"{name}: {hidden.name.decode()} symmetric (zero point "
+        f"{zero_point} -> 0, scale {scale:.4g} -> {new_scale:.4g})"
+    ]
+    slot = op.inputs[LSTM.projection_bias]
+    if slot >= 0:
+        bias = tensors[slot]
+        weight_scale = float(
+            tensors[op.inputs[LSTM.projection_weights]].quantization.scale[0]
+        )
+        old = float(bias.quantization.scale[0])
+        values = np.frombuffer(
+            bytes(model.buffers[bias.buffer].data), np.int32
+        ).astype(np.float64)
+        new = weight_scale * np.float64(np.float32(new_scale))
+        requantized = np.clip(
+            np.round(values * old / new), -(2**31), 2**31 - 1
+        ).astype(np.int32)
+        buffer = schema.BufferT()
+        buffer.data = np.frombuffer(requantized.tobytes(), np.uint8)
+        model.buffers.append(buffer)
+        bias.buffer = len(model.buffers) - 1
+        bias.quantization = copy.deepcopy(bias.quantization)
+        bias.quantization.scale = np.array([new], np.float32)
+        repaired.append(
+            f"{name}: {bias.name.decode()} rescaled to the hidden scale"
+        )
+    return repaired
+
+
+def _cifg_layer_norm_intermediate(tensors, op, name):
+    """Parameters for the absent input gate's intermediate (repair 4)."""
+    schema = _compat.tflite_schema()
+    intermediates = op.intermediates
+    layer_norm = op.inputs[LSTM.layer_norm_coefficients[1]] >= 0
+    cifg = op.inputs[LSTM.input_weights[0]] < 0
+    if not (layer_norm and cifg) or intermediates is None:
+        return []
+    gates = [tensors[i] for i in intermediates[: LSTM.hidden_intermediate]]
+    first = gates[LSTM.gate_intermediates[0]]
+    if first.type == schema.TensorType.INT16:
+        return []
+    forget = gates[LSTM.gate_intermediates[1]]
+    first.type = forget.type
+    first.quantization = copy.deepcopy(forget.quantization)
+    return [
+        f"{name}: {first.name.decode()} (CIFG, no input gate) takes the "
+        "forget gate's int16 parameters"
+    ]
 
 
 # ---------------------------------------------------------------------------

@@ -153,8 +153,13 @@ def to_tflite(
         external_state: With `streaming=True`, keep the state as explicit
             inputs `h_i`, `c_i` and outputs `h_i_out`, `c_i_out` (one step
             in FULLY_CONNECTED, LOGISTIC, TANH, MUL and ADD), for runtimes
-            without variable tensors, such as CMSIS-NN. Float modes only.
-            Default: `False`.
+            without variable tensors, such as CMSIS-NN. LSTM variants are
+            computed there too, in builtin ops (layer norm in MEAN,
+            SQUARED_DIFFERENCE and RSQRT), which makes this the file for
+            TFLite Micro, whose LSTM kernel refuses them: in "none" and
+            "int16x8" (refused in "int8", whose int8 state misses the
+            criterion); under a projection `h_i` has `projection_units`
+            values. Default: `False`.
         tolerance: A max-abs bound on |file - Keras| on the check data,
             replacing the default criterion. Default: `None`.
         min_agreement: For class outputs of a lossy file, the least share

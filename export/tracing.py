@@ -111,9 +111,12 @@ def _trace_external(export, seam, data_spec, batch_size):
         )
     specs = [data_spec]
     for index, layer in enumerate(discovery.layers):
-        for name in contract.state_names(index)[0]:
+        # h has the layer's h_dim (projection_units under a projection).
+        for name, size in zip(
+            contract.state_names(index)[0], layer.cell.state_size, strict=True
+        ):
             specs.append(
-                tf.TensorSpec((batch_size, layer.units), tf.float32, name=name)
+                tf.TensorSpec((batch_size, size), tf.float32, name=name)
             )
 
     def serve_step(frame, *states):

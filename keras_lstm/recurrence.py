@@ -175,6 +175,7 @@ def lstm_step(
     bias=None,
     recurrent_projection=None,
     variant=None,
+    before_projection=None,
 ):
     """One LSTM step from a pre-projected input.
 
@@ -228,6 +229,10 @@ def lstm_step(
             (`keras_lstm.tf_sequence.parallel_matmul`), which are then
             used gate by gate.
         variant: optional `LSTMVariant`, the variant's weights and clips.
+        before_projection: optional callable applied to `o_t ⊙ tanh(c_t)`
+            before the projection (ignored without one). TFLite's integer
+            kernel rounds that tensor to int8 (the op's fifth intermediate)
+            before projecting it; the QAT twin passes its fake-quant here.
 
     Returns:
         An `LSTMGates` tuple holding the gates and the new `c` and `h`.
@@ -292,6 +297,8 @@ def lstm_step(
     output_gate = recurrent_activation(pre_activation("o", c))
     h = output_gate * activation(c)
     if variant.projection_kernel is not None:
+        if before_projection is not None:
+            h = before_projection(h)
         h = ops.matmul(h, variant.projection_kernel)
         if variant.projection_bias is not None:
             h = ops.add(h, variant.projection_bias)

@@ -6,6 +6,7 @@ then belongs in `_compat` alone.
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from keras_lstm.export import _compat
@@ -64,6 +65,37 @@ def test_calibration_resets_zero_the_state_between_samples():
         instance._feed_tensors(samples, resize_input=False)
     # The calibrator prepares once by itself; each reset prepares again.
     assert fed == ["prepare", "prepare", "feed"] + ["prepare", "feed"] * 2
+
+
+def test_calibrate_and_quantize_is_the_converters_integer_mode():
+    # A float file calibrated and quantized by the converter's own steps:
+    # int8 input and output whose scale covers the calibration data, int8
+    # weights, int32 bias.
+    from keras_lstm.export import flatbuffer
+
+    @tf.function(input_signature=[tf.TensorSpec((1, 4), tf.float32)])
+    def dense(x):
+        return tf.matmul(x, tf.constant(np.eye(4, dtype=np.float32))) + 1.0
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [dense.get_concrete_function()], dense
+    )
+    content = converter.convert()
+
+    def dataset():
+        for value in (-2.0, 2.0):
+            yield [np.full((1, 4), value, np.float32)]
+
+    quantized = _compat.calibrate_and_quantize(content, dataset)
+    assert flatbuffer.graph_inputs(quantized)[0].type == "INT8"
+    assert flatbuffer.graph_outputs(quantized)[0].type == "INT8"
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=quantized)
+    scale, zero_point = interpreter.get_input_details()[0]["quantization"]
+    # The calibrated [-2, 2], over 255 steps from -128.
+    assert scale == pytest.approx(4 / 255, rel=1e-6), scale
+    assert (-128 - zero_point) * scale == pytest.approx(-2.0, abs=scale)
 
 
 def test_is_functional_follows_kerass_functional_class():

@@ -218,6 +218,161 @@ def test_zoo_round_trips_exactly(name, rng):
     )
 
 
+# ---------------------------------------------------------------------------
+# LSTM variants (issue 21, item 6): the twin computes them through the same
+# lstm_step. Weights N(0, 0.5) make every variant weight matter; the clips
+# are set below the ranges these weights reach (|c| up to 1.7, |h| up to
+# 0.98 unclipped), and the test checks that the projection clip bites.
+
+CLIPS = dict(cell_clip=0.5, projection_clip=0.3)
+# projection_units == units: LiteRT's integer kernel gets peepholes with a
+# projection to another size wrong, and int8 refuses them (test_variant_
+# export); this model goes all the way to an int8 file.
+ALL_VARIANTS = dict(
+    use_peepholes=True,
+    coupled_input_forget=True,
+    use_layer_norm=True,
+    projection_units=5,
+    use_projection_bias=True,
+    cell_clip=0.8,
+    projection_clip=0.6,
+)
+# Each returns its sequences: the parity test compares the LSTM's outputs.
+VARIANTS = {
+    "peepholes": dict(use_peepholes=True),
+    "cifg": dict(coupled_input_forget=True),
+    "layer_norm": dict(use_layer_norm=True),
+    "projection_bias": dict(projection_units=3, use_projection_bias=True),
+    "projection_clips": dict(projection_units=3, **CLIPS),
+    "all": ALL_VARIANTS,
+}
+
+
+def _variant_model(name):
+    if name == "rnn_of_cell_cifg_projection":
+        cell = keras_lstm.LSTMCell(
+            5, coupled_input_forget=True, projection_units=3
+        )
+        return _sequential(keras.layers.RNN(cell, return_sequences=True))
+    if name == "bidirectional_all":
+        return _sequential(
+            keras.layers.Bidirectional(
+                keras_lstm.LSTM(5, return_sequences=True, **ALL_VARIANTS)
+            )
+        )
+    return _sequential(
+        keras_lstm.LSTM(5, return_sequences=True, **VARIANTS[name])
+    )
+
+
+@pytest.mark.parametrize(
+    "name",
+    [*sorted(VARIANTS), "rnn_of_cell_cifg_projection", "bidirectional_all"],
+)
+def test_variant_twin_matches_keras3_layer_before_qat(name, rng):
+    model = _fixed_weights(_variant_model(name), rng)
+    x = _x(rng)
+    twin = translate._annotated_twin(model, translate._layers())
+    expected = np.asarray(model(x, training=False))
+    error = np.abs(np.asarray(twin(x, training=False)) - expected).max()
+    assert error <= PARITY_ATOL, f"{name}: max abs error {error:.3g}"
+    if name == "projection_clips":
+        assert np.abs(expected).max() == np.float32(CLIPS["projection_clip"])
+
+
+@pytest.fixture(scope="module")
+def variant_qat():
+    """A QAT model of every variant at once, fine-tuned for a few steps."""
+    rng = np.random.default_rng(3)
+    keras.utils.set_random_seed(3)
+    model = _fixed_weights(
+        _sequential(keras_lstm.LSTM(5, **ALL_VARIANTS), keras.layers.Dense(2)),
+        rng,
+    )
+    qat_model = qat.quantize_model(model)
+    before = qat.to_keras3(qat_model).get_weights()
+    x = 2.0 * _x(rng, n=32)
+    qat_model.compile(optimizer="adam", loss="mse")
+    history = qat_model.fit(x, rng.normal(size=(32, 2)), epochs=2, verbose=0)
+    return {
+        "model": model,
+        "qat_model": qat_model,
+        "before": before,
+        "x": x,
+        "loss": history.history["loss"],
+    }
+
+
+def test_variant_qat_model_round_trips_and_fine_tunes(variant_qat):
+    model, qat_model = variant_qat["model"], variant_qat["qat_model"]
+    for a, b in zip(variant_qat["before"], model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert np.all(np.isfinite(variant_qat["loss"])), variant_qat["loss"]
+    back = qat.to_keras3(qat_model)
+    names = [w.name for w in back.layers[0].weights]
+    assert names == [
+        "kernel",
+        "recurrent_kernel",
+        "bias",
+        "peephole_kernel",
+        "layer_norm_scale",
+        "projection_kernel",
+        "projection_bias",
+    ]
+    moved = [
+        w.name
+        for w, before in zip(
+            back.layers[0].weights, model.layers[0].get_weights(), strict=True
+        )
+        if not np.array_equal(w.numpy(), before)
+    ]
+    assert moved == names, f"fine-tuning left {set(names) - set(moved)}"
+    ranges = {
+        v.name.split("/")[-1].split(":")[0]: float(v.numpy())
+        for v in qat_model.weights
+        if "_state_" in v.name or "projection_input" in v.name
+    }
+    # o * tanh(c) before the projection has a range of its own, both signs;
+    # h's is bounded by the projection clip.
+    assert ranges["projection_input_min"] < 0 < ranges["projection_input_max"]
+    clip = np.float32(ALL_VARIANTS["projection_clip"])
+    assert -clip <= ranges["hidden_state_min"] < 0, ranges
+    assert 0 < ranges["hidden_state_max"] <= clip, ranges
+
+
+@pytest.mark.slow
+def test_variant_qat_model_exports_int8_and_float(variant_qat, tmp_path):
+    from keras_lstm.export import to_tflite
+
+    qat_model, x = variant_qat["qat_model"], variant_qat["x"]
+    # quantize_model -> fit -> to_tflite(int8): one fused op carrying every
+    # variant, verified on data calibration never saw.
+    path = tmp_path / "int8.tflite"
+    report = to_tflite(
+        qat_model,
+        path,
+        quantization="int8",
+        representative_data=x[:16],
+        check_data=x[16:],
+    )
+    assert path.exists()
+    assert report.fused_lstm_ops == 1
+    assert not {"WHILE", "CUSTOM"} & set(report.ops)
+    assert report.verification.lstm_error_quanta is not None
+    # A QAT model takes integer modes only; its fine-tuned float weights
+    # export through to_keras3 and the float variant path, and verify.
+    with pytest.raises(ValueError, match="QAT model.*to_keras3"):
+        to_tflite(qat_model, tmp_path / "float.tflite", quantization="none")
+    fine_tuned = qat.to_keras3(qat_model)
+    report = to_tflite(
+        fine_tuned, tmp_path / "float.tflite", quantization="none", check_data=x
+    )
+    assert report.fused_lstm_ops == 1
+    assert not {"WHILE", "CUSTOM"} & set(report.ops)
+    # Float32 on both sides: the test_variant_export bound.
+    assert report.verification.lowering_error <= 1e-5, report.verification
+
+
 def test_integer_inputs_are_not_fake_quantized(rng):
     model = _fixed_trainable(_embedding(rng), rng)
     qat_model = qat.quantize_model(model)

@@ -18,7 +18,18 @@ STEPS, FEATURES = 6, 3
 def test_twin_cell_config_is_complete_and_round_trips():
     qat_layers = translate._layers()
     cell = qat_layers.TwinLSTMCell(
-        3, dropout=0.25, recurrent_dropout=0.125, seed=7, use_bias=False
+        3,
+        dropout=0.25,
+        recurrent_dropout=0.125,
+        seed=7,
+        use_bias=False,
+        use_peepholes=True,
+        coupled_input_forget=True,
+        use_layer_norm=True,
+        projection_units=2,
+        use_projection_bias=True,
+        cell_clip=1.5,
+        projection_clip=0.5,
     )
     config = cell.get_config()
     parameters = inspect.signature(qat_layers.TwinLSTMCell).parameters
@@ -57,14 +68,26 @@ def test_tfmot_transforms_module_holds_the_default_layout_list():
         assert hasattr(transforms, name), name
 
 
-def test_gate_weight_quantizer_puts_each_gate_on_its_own_int8_grid(rng):
+def test_twin_cell_refuses_what_the_keras3_cell_refuses():
     qat_layers = translate._layers()
-    kernel = rng.normal(size=(5, 4 * 3)).astype("float32")
-    kernel[:, 3:6] *= 20.0  # the forget gate's block has a wider range
-    quantized = np.asarray(
-        qat_layers.GateWeightQuantizer()(kernel, training=False, weights={})
+    with pytest.raises(ValueError, match="use_projection_bias.*projection"):
+        qat_layers.TwinLSTMCell(3, use_projection_bias=True)
+    with pytest.raises(ValueError, match="cell_clip"):
+        qat_layers.TwinLSTMCell(3, cell_clip=-1.0)
+
+
+# 4 gate blocks, 3 under CIFG, 1 for the projection kernel (one tensor).
+@pytest.mark.parametrize("gates", [4, 3, 1])
+def test_gate_weight_quantizer_puts_each_gate_on_its_own_int8_grid(gates, rng):
+    qat_layers = translate._layers()
+    kernel = rng.normal(size=(5, gates * 3)).astype("float32")
+    kernel[:, -3:] *= 20.0  # the last gate's block has a wider range
+    quantizer = qat_layers.GateWeightQuantizer(gates)
+    assert quantizer == qat_layers.GateWeightQuantizer.from_config(
+        quantizer.get_config()
     )
-    for gate in range(4):
+    quantized = np.asarray(quantizer(kernel, training=False, weights={}))
+    for gate in range(gates):
         block = kernel[:, 3 * gate : 3 * gate + 3]
         scale = np.abs(block).max() / 127.0
         levels = quantized[:, 3 * gate : 3 * gate + 3] / scale
@@ -193,6 +216,63 @@ def test_registry_routes_wrappers_lstms_and_tfmot_layers():
         assert not registry.supports(unsupported)
         with pytest.raises(ValueError, match="No QuantizeConfig"):
             registry.get_quantize_config(unsupported)
+
+
+def test_lstm_quantize_config_quantizes_variant_weights_as_tflite_stores():
+    # TFLite's integer LSTM (operator_property.cc): the projection kernel
+    # int8 like the gate kernels; peepholes and layer-norm coefficients
+    # int16, biases int32: left in float. Under a projection, o * tanh(c)
+    # is rounded to int8 before it is projected.
+    qat_layers = translate._layers()
+    tf_keras = qat_layers.tf_keras
+    cell = qat_layers.TwinLSTMCell(
+        4,
+        use_peepholes=True,
+        coupled_input_forget=True,
+        use_layer_norm=True,
+        projection_units=2,
+        use_projection_bias=True,
+    )
+    rnn = tf_keras.layers.Bidirectional(tf_keras.layers.RNN(cell))
+    rnn.build((1, STEPS, FEATURES))
+    config = qat_layers.LSTMQuantizeConfig()
+    gate3 = qat_layers.GateWeightQuantizer(3)
+    tensor = qat_layers.GateWeightQuantizer(1)
+    float_ = qat_layers.PassThroughQuantizer()
+    expected = {
+        "kernel": gate3,
+        "recurrent_kernel": gate3,
+        "bias": float_,
+        "peephole_kernel": float_,
+        "layer_norm_scale": float_,
+        "projection_kernel": tensor,
+        "projection_bias": float_,
+    }
+    pairs = config.get_weights_and_quantizers(rnn)
+    # Both directions, every weight in the cell's own order.
+    names = [w.name.split("/")[-1].split(":")[0] for w, _ in pairs]
+    assert names == 2 * list(expected), names
+    assert [q for _, q in pairs] == 2 * list(expected.values())
+    activations = config.get_activations_and_quantizers(rnn)
+    quantizers = [q for _, q in activations]
+    assert [type(q).__name__ for q in quantizers] == 2 * [
+        "CellStateQuantizer",
+        "HiddenStateQuantizer",
+        "HiddenStateQuantizer",
+    ]
+    assert [getattr(q, "tensor", None) for q in quantizers[:3]] == [
+        None,
+        "hidden_state",
+        "projection_input",
+    ]
+    plain = tf_keras.layers.RNN(qat_layers.TwinLSTMCell(4))
+    plain.build((1, STEPS, FEATURES))
+    assert len(config.get_activations_and_quantizers(plain)) == 2
+    assert [q for _, q in config.get_weights_and_quantizers(plain)] == [
+        qat_layers.GateWeightQuantizer(4),
+        qat_layers.GateWeightQuantizer(4),
+        float_,
+    ]
 
 
 def test_layer_quantize_config_refuses_unknown_grid():

@@ -17,7 +17,8 @@ What `LSTMQuantizeConfig` models of TFLite's integer LSTM (8x8_16, see
 
 - `kernel` and `recurrent_kernel`: int8, symmetric, narrow range
   ([-127, 127]), one scale `max |block| / 127` per gate block: TFLite stores
-  `W_i, W_f, W_c, W_o` (and `U_*`) as eight int8 per-tensor tensors.
+  `W_i, W_f, W_c, W_o` (and `U_*`) as eight int8 per-tensor tensors
+  (six under CIFG, which has no input gate).
 - layer input: int8. It is the previous layer's quantized output (or the
   model input's `QuantizeLayer`), as tfmot does for every layer.
 - hidden state `h`: int8, asymmetric, one min/max range (as calibration
@@ -28,11 +29,19 @@ What `LSTMQuantizeConfig` models of TFLite's integer LSTM (8x8_16, see
 - cell state `c`: int16, symmetric, power-of-two scale `2^p / 32768` with
   `p = max(0, ceil(log2(max |c|)))` (TFLite's `GetPowerOfTwoScale`), from a
   running maximum of `|c|`, like the converter's min/max calibration.
+- LSTM variants (docs/variants.md): `projection_kernel` int8 symmetric
+  narrow range, one scale; `o ⊙ tanh(c)` int8 asymmetric with its own
+  min/max range before it is projected (the op's fifth intermediate, from
+  which the integer kernel projects), `h` after the projection (and its
+  clip) as above.
 
 Not modeled: the gate pre-activations and gate outputs, which TFLite keeps in
 int16 fixed point (Q3.12 in, Q0.15 out; errors near 1e-4, far below the
-int8 step of `h`), and the int32 biases. `h_t` is computed from `c_t` before
-its int16 rounding (one int16 step, < 1e-4, apart).
+int8 step of `h`; under layer norm also the int16 sums before the
+normalisation), the int32 biases (gate and projection), and the int16
+peephole and layer-norm coefficients (steps of `max |w| / 32767`, 256
+times finer than the int8 weights'). `h_t` is computed from `c_t` before its
+int16 rounding (one int16 step, < 1e-4, apart).
 """
 
 import math
@@ -53,6 +62,7 @@ if _LEGACY_KERAS is None:
 else:
     os.environ["TF_USE_LEGACY_KERAS"] = _LEGACY_KERAS
 
+import keras_lstm.layers  # noqa: E402
 from keras_lstm import recurrence  # noqa: E402
 from keras_lstm.export import _compat  # noqa: E402
 
@@ -69,16 +79,19 @@ _BaseRandomLayer = _compat.tf_keras_lstm_cell_base("BaseRandomLayer")
 class TwinLSTMCell(_DropoutRNNCellMixin, _BaseRandomLayer):
     """tf_keras twin of `keras_lstm.LSTMCell`, for tfmot.
 
-    Same weights (`kernel`, `recurrent_kernel`, `bias`, in Keras's layout) and
-    the same step, through `keras_lstm.recurrence`. Two extra hooks,
-    `cell_state_quantize` and `hidden_state_quantize`, are identities
+    Same weights (`kernel`, `recurrent_kernel`, `bias`, in Keras's layout,
+    and a variant's `peephole_kernel`, `layer_norm_scale`,
+    `projection_kernel`, `projection_bias`, in the cell's order and
+    shapes) and the same step, through `keras_lstm.recurrence`. Three extra
+    hooks, `cell_state_quantize`, `hidden_state_quantize` and, under a
+    projection, `projection_input_quantize`, are identities
     (`tf_keras.activations.linear`) until a `QuantizeWrapper` with
-    `LSTMQuantizeConfig` swaps in fake-quantizers. `call` reads `kernel`,
-    `recurrent_kernel`, the activations and the hooks at every step, since
-    tfmot replaces them with `setattr`.
+    `LSTMQuantizeConfig` swaps in fake-quantizers. `call` reads the weights,
+    the activations and the hooks at every step, since tfmot replaces them
+    with `setattr`.
 
     Args:
-        units: Positive integer, dimensionality of the output space.
+        units: Positive integer, dimensionality of the cell state.
         activation: Activation for the candidate and for `tanh(c_t)`.
             Default: `"tanh"`.
         recurrent_activation: Activation for the three gates.
@@ -97,13 +110,23 @@ class TwinLSTMCell(_DropoutRNNCellMixin, _BaseRandomLayer):
         recurrent_dropout: Float in [0, 1), dropout on `h_{t-1}`, one mask
             per gate and sequence. Default: `0.0`.
         seed: Random seed for dropout. Default: `None`.
+        use_peepholes: Boolean, as `keras_lstm.LSTMCell`. Default: `False`.
+        coupled_input_forget: Boolean (CIFG). Default: `False`.
+        use_layer_norm: Boolean. Default: `False`.
+        projection_units: `None` or a positive integer. Default: `None`.
+        use_projection_bias: Boolean (needs `projection_units`).
+            Default: `False`.
+        cell_clip: `None` or a positive float. Default: `None`.
+        projection_clip: `None` or a positive float (needs
+            `projection_units`). Default: `None`.
 
     Weights are created with zeros: the twin always receives the weights of
     a trained Keras 3 model (`keras_lstm.export.quantize_model`).
 
     Call arguments:
         inputs: `(batch, features)`.
-        states: `[h_{t-1}, c_{t-1}]`, each `(batch, units)`.
+        states: `[h_{t-1}, c_{t-1}]`, `(batch, h_dim)` and `(batch, units)`;
+            `h_dim` is `projection_units`, or `units` without a projection.
         training: Python boolean or boolean tensor.
     """
 
@@ -122,6 +145,14 @@ class TwinLSTMCell(_DropoutRNNCellMixin, _BaseRandomLayer):
         dropout=0.0,
         recurrent_dropout=0.0,
         seed=None,
+        *,
+        use_peepholes=False,
+        coupled_input_forget=False,
+        use_layer_norm=False,
+        projection_units=None,
+        use_projection_bias=False,
+        cell_clip=None,
+        projection_clip=None,
         **kwargs,
     ):
         if isinstance(units, bool) or not isinstance(units, int) or units < 1:
@@ -138,8 +169,20 @@ class TwinLSTMCell(_DropoutRNNCellMixin, _BaseRandomLayer):
                     f"Received an invalid value for argument `{name}`, "
                     f"expected a float in [0, 1), got {rate}."
                 )
+        # The Keras 3 cell's own checks, so that both accept the same.
+        variant = keras_lstm.layers._check_variant(
+            use_peepholes,
+            coupled_input_forget,
+            use_layer_norm,
+            projection_units,
+            use_projection_bias,
+            cell_clip,
+            projection_clip,
+        )
         super().__init__(seed=seed, **kwargs)
         self.units = units
+        for name, value in variant.items():
+            setattr(self, name, value)
         self.activation = tf_keras.activations.get(activation)
         self.recurrent_activation = tf_keras.activations.get(
             recurrent_activation
@@ -160,20 +203,36 @@ class TwinLSTMCell(_DropoutRNNCellMixin, _BaseRandomLayer):
         self.seed = seed
         self.cell_state_quantize = tf_keras.activations.linear
         self.hidden_state_quantize = tf_keras.activations.linear
-        self.state_size = [units, units]
-        self.output_size = units
+        self.projection_input_quantize = tf_keras.activations.linear
+        hidden = self.projection_units or units
+        self.state_size = [hidden, units]
+        self.output_size = hidden
+
+    @property
+    def gate_count(self):
+        """G, the gate blocks in the kernels: 4, or 3 under CIFG."""
+        return 3 if self.coupled_input_forget else 4
+
+    @property
+    def is_variant(self):
+        """Whether any variant argument differs from the plain LSTM's."""
+        return any(
+            getattr(self, name) != default
+            for name, default in keras_lstm.layers.VARIANT_DEFAULTS.items()
+        )
 
     def build(self, input_shape):
         input_dim = input_shape[-1]
+        gates = self.gate_count
         self.kernel = self.add_weight(
-            shape=(input_dim, 4 * self.units),
+            shape=(input_dim, gates * self.units),
             name="kernel",
             initializer="zeros",
             regularizer=self.kernel_regularizer,
             constraint=self.kernel_constraint,
         )
         self.recurrent_kernel = self.add_weight(
-            shape=(self.units, 4 * self.units),
+            shape=(self.state_size[0], gates * self.units),
             name="recurrent_kernel",
             initializer="zeros",
             regularizer=self.recurrent_regularizer,
@@ -181,7 +240,7 @@ class TwinLSTMCell(_DropoutRNNCellMixin, _BaseRandomLayer):
         )
         if self.use_bias:
             self.bias = self.add_weight(
-                shape=(4 * self.units,),
+                shape=(gates * self.units,),
                 name="bias",
                 initializer="zeros",
                 regularizer=self.bias_regularizer,
@@ -189,22 +248,68 @@ class TwinLSTMCell(_DropoutRNNCellMixin, _BaseRandomLayer):
             )
         else:
             self.bias = None
+        # The variant's weights, in keras_lstm.LSTMCell's order and shapes
+        # (docs/variants.md), so that weights copy across by position.
+        shapes = {
+            "peephole_kernel": (gates - 1, self.units)
+            if self.use_peepholes
+            else None,
+            "layer_norm_scale": (gates, self.units)
+            if self.use_layer_norm
+            else None,
+            "projection_kernel": (self.units, self.projection_units)
+            if self.projection_units
+            else None,
+            "projection_bias": (self.projection_units,)
+            if self.use_projection_bias
+            else None,
+        }
+        for name, shape in shapes.items():
+            weight = None
+            if shape is not None:
+                weight = self.add_weight(
+                    shape=shape, name=name, initializer="zeros"
+                )
+            setattr(self, name, weight)
         self.built = True
+
+    def _variant(self):
+        """The live variant weights as an `LSTMVariant`, or `None`."""
+        if not self.is_variant:
+            return None
+        return recurrence.LSTMVariant(
+            coupled_input_forget=self.coupled_input_forget,
+            peephole_kernel=self.peephole_kernel,
+            layer_norm_scale=self.layer_norm_scale,
+            projection_kernel=self.projection_kernel,
+            projection_bias=self.projection_bias,
+            cell_clip=self.cell_clip,
+            projection_clip=self.projection_clip,
+        )
 
     def call(self, inputs, states, training=None):
         h_prev, c_prev = states[0], states[1]
+        gates = self.gate_count
         # Same dropout layout as keras_lstm.LSTMCell: one input mask for all
         # gates, or one per gate once recurrent dropout is on.
         input_mask = self.get_dropout_mask_for_cell(
-            inputs, training, count=4 if self.recurrent_dropout > 0 else 1
+            inputs, training, count=gates if self.recurrent_dropout > 0 else 1
         )
         recurrent_masks = self.get_recurrent_dropout_mask_for_cell(
-            h_prev, training, count=4
+            h_prev, training, count=gates
         )
+        variant = self._variant()
         projected, bias = recurrence.project_inputs_with_dropout(
-            inputs, self.kernel, self.bias, input_mask
+            inputs,
+            self.kernel,
+            self.bias if variant is None else None,
+            input_mask,
         )
-        gates = recurrence.lstm_step(
+        if variant is not None:
+            # As keras_lstm.LSTMCell: lstm_step adds the bias where the
+            # variant needs it (after layer norm).
+            bias = self.bias
+        step = recurrence.lstm_step(
             projected,
             h_prev,
             c_prev,
@@ -215,9 +320,11 @@ class TwinLSTMCell(_DropoutRNNCellMixin, _BaseRandomLayer):
             recurrent_projection=recurrence.project_recurrent_with_dropout(
                 h_prev, self.recurrent_kernel, recurrent_masks
             ),
+            variant=variant,
+            before_projection=self.projection_input_quantize,
         )
-        c = self.cell_state_quantize(gates.c)
-        h = self.hidden_state_quantize(gates.h)
+        c = self.cell_state_quantize(step.c)
+        h = self.hidden_state_quantize(step.h)
         return h, [h, c]
 
     def get_config(self):
@@ -249,6 +356,10 @@ class TwinLSTMCell(_DropoutRNNCellMixin, _BaseRandomLayer):
             "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout,
             "seed": self.seed,
+            **{
+                name: getattr(self, name)
+                for name in keras_lstm.layers.VARIANT_DEFAULTS
+            },
         }
         return {**super().get_config(), **config}
 
@@ -265,12 +376,19 @@ class HiddenStateQuantizer(_quantizers.AllValuesQuantizer):
     of `h` that the file does not do, and its int8 file lost twice what
     PTQ's did.
 
+    Under a projection the same grid serves `o ⊙ tanh(c)` before it is
+    projected (`tensor="projection_input"`), which TFLite's integer kernel
+    rounds to int8 with a range of its own (the op's fifth intermediate).
+
     Args:
         prefix: Name prefix of the range variables, unique within the layer
             (a Bidirectional layer has one quantizer per direction).
+        tensor: Which tensor it quantizes, the stem of its range variables'
+            names: `"hidden_state"` or `"projection_input"`.
+            Default: `"hidden_state"`.
     """
 
-    def __init__(self, prefix="", **kwargs):
+    def __init__(self, prefix="", tensor="hidden_state", **kwargs):
         kwargs = {
             "num_bits": 8,
             "per_axis": False,
@@ -280,12 +398,13 @@ class HiddenStateQuantizer(_quantizers.AllValuesQuantizer):
         }
         super().__init__(**kwargs)
         self.prefix = prefix
+        self.tensor = tensor
 
     def build(self, tensor_shape, name, layer):
         # Empty until the first training batch, as tfmot's input
         # QuantizeLayer: fine-tune (or run one epoch at learning rate 0)
         # before predicting with the QAT model.
-        name = f"{self.prefix}hidden_state"
+        name = f"{self.prefix}{self.tensor}"
         return {
             "min_var": layer.add_weight(
                 f"{name}_min",
@@ -300,13 +419,21 @@ class HiddenStateQuantizer(_quantizers.AllValuesQuantizer):
         }
 
     def get_config(self):
-        return {**super().get_config(), "prefix": self.prefix}
+        return {
+            **super().get_config(),
+            "prefix": self.prefix,
+            "tensor": self.tensor,
+        }
 
     def __eq__(self, other):
-        return super().__eq__(other) and self.prefix == other.prefix
+        return (
+            super().__eq__(other)
+            and self.prefix == other.prefix
+            and self.tensor == getattr(other, "tensor", None)
+        )
 
     def __hash__(self):
-        return hash((type(self), self.prefix, self.num_bits))
+        return hash((type(self), self.prefix, self.tensor, self.num_bits))
 
 
 @tf_keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -379,19 +506,25 @@ class GateWeightQuantizer(_quantizers.Quantizer):
     TFLite stores `kernel` as four tensors `W_i, W_f, W_c, W_o` (and
     `recurrent_kernel` as `U_i, ...`), each int8 per-tensor with scale
     `max |block| / 127` and zero point 0: the split of the last axis into
-    four blocks, quantized each on its own. The range comes from the
-    current weights (tfmot's `LastValueQuantizer` keeps the last training
-    batch's instead), so inference sees the grid the converter will use.
+    `gates` blocks, quantized each on its own (three under CIFG, which
+    stores no input gate; one for the projection kernel, a single int8
+    tensor). The range comes from the current weights (tfmot's
+    `LastValueQuantizer` keeps the last training batch's instead), so
+    inference sees the grid the converter will use.
+
+    Args:
+        gates: How many blocks the last axis holds. Default: `4`.
     """
 
-    GATES = 4
+    def __init__(self, gates=4):
+        self.gates = gates
 
     def build(self, tensor_shape, name, layer):
         return {}
 
     def __call__(self, inputs, training, weights, **kwargs):
         blocks = []
-        for block in tf.split(inputs, self.GATES, axis=-1):
+        for block in tf.split(inputs, self.gates, axis=-1):
             # The range is measured, not learned: no gradient through it.
             limit = tf.stop_gradient(tf.reduce_max(tf.abs(block)))
             limit = tf.maximum(limit, 1e-12)
@@ -403,13 +536,15 @@ class GateWeightQuantizer(_quantizers.Quantizer):
         return tf.concat(blocks, axis=-1)
 
     def get_config(self):
-        return {}
+        return {"gates": self.gates}
 
     def __eq__(self, other):
-        return isinstance(other, GateWeightQuantizer)
+        return isinstance(other, GateWeightQuantizer) and (
+            self.gates == other.gates
+        )
 
     def __hash__(self):
-        return hash(type(self))
+        return hash((type(self), self.gates))
 
 
 @tf_keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -456,16 +591,42 @@ class LSTMQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
 
     It models TFLite's integer LSTM: int8 symmetric narrow-range `kernel`
     and `recurrent_kernel` with one scale per gate block, int8 `h` (per
-    step, so the output too) and int16 power-of-two `c`. The module
-    docstring says what is not modeled. Use it like tfmot's own configs:
+    step, so the output too) and int16 power-of-two `c`. For the variants,
+    as TFLite's integer LSTM stores them (`operator_property.cc`, LSTM):
+
+    - `projection_kernel`: int8 symmetric narrow range, one scale, like
+      the gate kernels; and `o ⊙ tanh(c)` rounded to int8 before it is
+      projected (the op's fifth intermediate), with its own min/max range;
+    - `peephole_kernel` (int16 symmetric), `layer_norm_scale` (int16
+      symmetric) and `projection_bias` (int32): left in float, like the
+      int32 gate bias; their steps are at least 256 times finer than the
+      int8 grids around them.
+
+    The module docstring says what is not modeled. Use it like tfmot's own
+    configs:
 
     >>> with tfmot.quantization.keras.quantize_scope(CUSTOM_OBJECTS):
     ...     annotated = tfmot.quantization.keras.quantize_annotate_layer(
     ...         rnn, LSTMQuantizeConfig())
     """
 
-    WEIGHT_ATTRIBUTES = ("kernel", "recurrent_kernel", "bias")
-    STATE_ATTRIBUTES = ("cell_state_quantize", "hidden_state_quantize")
+    # Every weight of the cell, in its order. The int8 ones are
+    # fake-quantized; the rest pass through, but are listed all the same
+    # (see get_weights_and_quantizers).
+    WEIGHT_ATTRIBUTES = (
+        "kernel",
+        "recurrent_kernel",
+        "bias",
+        "peephole_kernel",
+        "layer_norm_scale",
+        "projection_kernel",
+        "projection_bias",
+    )
+    STATE_ATTRIBUTES = (
+        "cell_state_quantize",
+        "hidden_state_quantize",
+        "projection_input_quantize",
+    )
 
     def _cells(self, layer):
         cells = lstm_cells(layer)
@@ -482,33 +643,54 @@ class LSTMQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
             (cell, attribute)
             for _, cell in self._cells(layer)
             for attribute in self.WEIGHT_ATTRIBUTES
-            if attribute != "bias" or cell.use_bias
+            # getattr's default: tf_keras's own LSTMCell (a subclass's
+            # experiment, tests/test_qat_layers.py) has no variant weights.
+            if getattr(cell, attribute, None) is not None
         ]
 
+    @staticmethod
+    def _weight_quantizer(cell, attribute):
+        if attribute in ("kernel", "recurrent_kernel"):
+            return GateWeightQuantizer(getattr(cell, "gate_count", 4))
+        if attribute == "projection_kernel":
+            return GateWeightQuantizer(1)
+        return PassThroughQuantizer()
+
     def get_weights_and_quantizers(self, layer):
-        # The bias passes through unchanged: TFLite keeps it in int32 with
-        # scale input x weight, far finer than the int8 grids. Listing it
-        # keeps the wrapper's weights in the layer's order however tfmot
-        # builds the wrapper; otherwise a reloaded Bidirectional orders
-        # them differently and its saved weights fail to load.
+        # The biases, peepholes and layer-norm scales pass through (see
+        # the class docstring). Listing them keeps the wrapper's weights in
+        # the layer's order however tfmot builds the wrapper; otherwise a
+        # reloaded Bidirectional orders them differently and its saved
+        # weights fail to load.
         return [
             (
                 getattr(cell, attribute),
-                PassThroughQuantizer()
-                if attribute == "bias"
-                else GateWeightQuantizer(),
+                self._weight_quantizer(cell, attribute),
             )
             for cell, attribute in self._weight_slots(layer)
         ]
 
+    def _state_slots(self, layer):
+        return [
+            (prefix, cell, attribute)
+            for prefix, cell in self._cells(layer)
+            for attribute in self.STATE_ATTRIBUTES
+            if attribute != "projection_input_quantize"
+            or getattr(cell, "projection_units", None)
+        ]
+
     def get_activations_and_quantizers(self, layer):
-        pairs = []
-        for prefix, cell in self._cells(layer):
-            pairs.append((cell.cell_state_quantize, CellStateQuantizer(prefix)))
-            pairs.append(
-                (cell.hidden_state_quantize, HiddenStateQuantizer(prefix))
-            )
-        return pairs
+        quantizers = {
+            "cell_state_quantize": CellStateQuantizer,
+            "hidden_state_quantize": HiddenStateQuantizer,
+            "projection_input_quantize": lambda prefix: HiddenStateQuantizer(
+                prefix, tensor="projection_input"
+            ),
+        }
+        return [
+            (getattr(cell, attribute), quantizers[attribute](prefix))
+            for prefix, cell, attribute in self._state_slots(layer)
+        ]
 
     def _set(self, layer, slots, values, what):
         if len(slots) != len(values):
@@ -523,11 +705,7 @@ class LSTMQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
         self._set(layer, self._weight_slots(layer), quantize_weights, "weights")
 
     def set_quantize_activations(self, layer, quantize_activations):
-        slots = [
-            (cell, attribute)
-            for _, cell in self._cells(layer)
-            for attribute in self.STATE_ATTRIBUTES
-        ]
+        slots = [(cell, a) for _, cell, a in self._state_slots(layer)]
         self._set(layer, slots, quantize_activations, "activations")
 
     def get_output_quantizers(self, layer):

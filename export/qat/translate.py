@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import keras
 
+import keras_lstm.layers
 from keras_lstm.export import _compat, lowering, masking, models
 
 if TYPE_CHECKING:  # Never at run time: importing tf_keras is QAT's job.
@@ -169,12 +170,6 @@ def _twin_rnn(layer, qat_layers):
     cell = layer.cell
     if layer.unroll:
         raise _Unsupported("unroll=True (the fused op is a loop)")
-    if getattr(cell, "_is_variant", False):
-        # The twin computes the plain LSTM only (issue 21, item 6).
-        raise _Unsupported(
-            "an LSTM variant (peepholes, CIFG, layer norm, projection or "
-            "clipping), which the QAT twin does not compute yet"
-        )
     cell_kwargs = {
         "units": cell.units,
         "activation": keras.activations.serialize(cell.activation),
@@ -186,6 +181,10 @@ def _twin_rnn(layer, qat_layers):
         "recurrent_dropout": cell.recurrent_dropout,
         "seed": cell.seed,
     }
+    # The variant arguments (keras.layers.LSTMCell has none: the plain
+    # LSTM's defaults).
+    for name, default in keras_lstm.layers.VARIANT_DEFAULTS.items():
+        cell_kwargs[name] = getattr(cell, name, default)
     for kind, attributes in (
         ("regularizers", ("kernel", "recurrent", "bias")),
         ("constraints", ("kernel", "recurrent", "bias")),
@@ -297,8 +296,11 @@ def _check_model(model):
             "one input (batch, time, features) and one output, as "
             "to_tflite exports."
         )
-    # What the fused int8 export would refuse, refused before fine-tuning.
-    lowering.check_model(model)
+    # What the fused export would refuse, refused before fine-tuning. LSTM
+    # variants pass: the twin computes them, and to_tflite says which modes
+    # write them (its int8 refusal, until it writes them, is the one place
+    # that refuses an integer variant file).
+    lowering.check_model(model, variants=True)
     for layer in models.iter_layers(model):
         if masking.is_mask_layer(layer):
             # to_tflite exports masked models (callers drop the padding),
@@ -327,12 +329,14 @@ def quantize_model(
 
     Supported: Sequential and Functional models of `keras_lstm.LSTM`,
     `keras.layers.LSTM`, `keras.layers.RNN(LSTMCell)` (either cell),
-    `Bidirectional` of these, `Conv1D`, `MaxPooling1D`, `AveragePooling1D`,
-    `Normalization`, `Embedding` (int32 token inputs), `RepeatVector`,
-    `TimeDistributed` of a supported layer, and the built-in layers tfmot
-    quantizes (`Dense`, `Dropout`, `Flatten`, `Reshape`, `Add`,
-    `Concatenate`, ...). Any other built-in layer takes a config of yours
-    through `quantize_configs`.
+    `Bidirectional` of these, `keras_lstm`'s LSTM variants (peepholes,
+    CIFG, layer norm, projection, clips; docs/variants.md, whose int8
+    files `to_tflite` does not write yet), `Conv1D`, `MaxPooling1D`,
+    `AveragePooling1D`, `Normalization`, `Embedding` (int32 token
+    inputs), `RepeatVector`, `TimeDistributed` of a supported layer, and
+    the built-in layers tfmot quantizes (`Dense`, `Dropout`, `Flatten`,
+    `Reshape`, `Add`, `Concatenate`, ...). Any other built-in layer takes a
+    config of yours through `quantize_configs`.
 
     Args:
         model: A trained, built Keras 3 Sequential or Functional model with

@@ -103,8 +103,12 @@ class TFLMArena:
     alignment: int
 
 
-def _tflm_layout(path):
-    """The file's layout, once it is known that TFLite Micro can run it."""
+def _tflm_layout(path, *, external_state=False):
+    """The file's layout, once it is known that TFLite Micro can run it.
+
+    `external_state`: whether the caller feeds an external-state file's
+    state inputs itself (the arena search does, with zeros).
+    """
     with open(path, "rb") as f:
         content = f.read()
     layout = layout_of(content)
@@ -114,7 +118,7 @@ def _tflm_layout(path):
             "load_tflite(path, backend='tflite_micro').predict([...]) or "
             ".run({...}), which feed them by name."
         )
-    if layout.kind is LayoutKind.EXTERNAL_STATE:
+    if layout.kind is LayoutKind.EXTERNAL_STATE and not external_state:
         raise ValueError(
             f"{path} keeps its LSTM state as explicit inputs and outputs "
             "(the file for TFLite Micro's CMSIS-NN kernels, which keep no "
@@ -139,19 +143,31 @@ def _tflm_plan(layout, x):
     return plan
 
 
-def _run_tflm_process(path, arena_size, plan, *, record=False, timeout=600):
-    """Runs `plan` in a TFLM subprocess; returns (outputs | None, stderr)."""
+def _run_tflm_process(
+    path, arena_size, plan, *, outputs=1, record=False, timeout=600
+):
+    """Runs `plan` in a TFLM subprocess; returns (outputs | None, stderr).
+
+    `plan` holds `(reset, values)` per invocation: `values` the array for
+    input 0, or a tuple with one array per input. The outputs are output
+    0's array per invocation, or with `outputs > 1` a tuple of the first
+    `outputs` arrays.
+    """
+    inputs = [
+        values if isinstance(values, tuple) else (values,) for _, values in plan
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         plan_path = os.path.join(tmp, "plan.npz")
         out_path = os.path.join(tmp, "out.npz")
         arrays = {
             "count": np.array(len(plan)),
-            "inputs": np.array(1),
-            "outputs": np.array(1),
+            "inputs": np.array(len(inputs[0]) if inputs else 1),
+            "outputs": np.array(outputs),
             "reset": np.array([reset for reset, _ in plan]),
         }
-        for i, (_, values) in enumerate(plan):
-            arrays[f"in_{i}_0"] = values
+        for i, values in enumerate(inputs):
+            for j, value in enumerate(values):
+                arrays[f"in_{i}_{j}"] = value
         np.savez(plan_path, **arrays)
         done = subprocess.run(
             [
@@ -171,8 +187,11 @@ def _run_tflm_process(path, arena_size, plan, *, record=False, timeout=600):
         if done.returncode != 0 or not os.path.exists(out_path):
             return None, done.stderr
         with np.load(out_path) as result:
-            outputs = [result[f"out_{i}_0"] for i in range(len(plan))]
-        return outputs, done.stderr
+            raw = [
+                tuple(result[f"out_{i}_{j}"] for j in range(outputs))
+                for i in range(len(plan))
+            ]
+        return [r if outputs > 1 else r[0] for r in raw], done.stderr
 
 
 def _tflm_outputs(layout, x, raw):
@@ -315,14 +334,23 @@ def tflm_arena_size(
         RuntimeError: if the file does not run even with `max_arena_size`.
     """
     path = str(path)
-    layout = _tflm_layout(path)
+    layout = _tflm_layout(path, external_state=True)
     shape = (layout.batch_size, max(layout.timesteps, 1), *layout.step_shape)
     if layout.tokens:
         x = np.zeros(shape, np.int32)  # id 0 is in every vocabulary
     else:
         x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
     plan = _tflm_plan(layout, x)
-    reference, log = _run_tflm_process(path, max_arena_size, plan, record=True)
+    outputs = 1
+    if layout.kind is LayoutKind.EXTERNAL_STATE:
+        # One frame from a zero state; every output is compared.
+        plan = [(reset, _with_zero_states(layout, v)) for reset, v in plan]
+        outputs = len(layout.outputs)
+
+    def run(size, **options):
+        return _run_tflm_process(path, size, plan, outputs=outputs, **options)
+
+    reference, log = run(max_arena_size, record=True)
     if reference is None:
         raise RuntimeError(
             f"TFLite Micro cannot run {path} even with a {max_arena_size}-byte "
@@ -332,10 +360,15 @@ def tflm_arena_size(
     recorded = int(match.group(1)) if match else None
 
     def runs(size):
-        outputs, _ = _run_tflm_process(path, size, plan)
-        return outputs is not None and all(
+        found, _ = run(size)
+        return found is not None and all(
             np.array_equal(a, b)
-            for a, b in zip(outputs, reference, strict=True)
+            for got, want in zip(found, reference, strict=True)
+            for a, b in zip(
+                got if outputs > 1 else (got,),
+                want if outputs > 1 else (want,),
+                strict=True,
+            )
         )
 
     # The recorded total is a lower bound (the interpreter keeps its own
@@ -357,6 +390,16 @@ def tflm_arena_size(
         else:
             low = middle
     return TFLMArena(high * alignment, recorded, alignment)
+
+
+def _with_zero_states(layout, frame):
+    """All of an external-state file's inputs: `frame` and zero states."""
+    return tuple(
+        frame
+        if position == layout.data_input
+        else info.quantize(np.zeros(info.shape, np.float32))
+        for position, info in enumerate(layout.inputs)
+    )
 
 
 class MicroBackend:
@@ -449,9 +492,12 @@ def _static_blockers(content):
             reason = (
                 f"is an LSTM variant ({_variant_parts(op)}); TFLite Micro's "
                 "LSTM kernel (ValidateTensorStatus / ValidateTensorSize), "
-                "CMSIS-NN and Vela run the plain LSTM only: run this file "
-                "on LiteRT, or train a plain keras_lstm.LSTM for the "
-                "microcontroller"
+                "CMSIS-NN and Vela run the plain LSTM only: for TFLite "
+                "Micro export the model with streaming=True, "
+                "external_state=True (quantization 'none' or 'int16x8'), "
+                "which computes the variant's step in builtin ops with the "
+                "state as explicit inputs and outputs, or run this file on "
+                "LiteRT"
             )
         elif op.name == "DEQUANTIZE" and operands[0].type == "FLOAT16":
             reason = (
