@@ -278,15 +278,20 @@ def test_variants_quick_reports_each_variant_beside_a_plain_lstm(tmp_path):
         drop = plain["float32"]["accuracy"] - int8["accuracy"]
         assert abs(drop) <= 0.02 + 1e-9, (name, drop)
         assert int8["bytes"] < plain["float32"]["bytes"]
-        # A variant's int8 file is measured, or refused by name, and the
-        # report says which.
+        # A variant's int8 file is measured, or to_tflite's refusal is
+        # reported where its numbers would be.
         int8 = variant["int8"]
         if "refused" in int8:
-            assert "variant" in int8["refused"], int8
             assert f"int8: refused ({int8['refused']})" in markdown
         else:
             drop = variant["float32"]["accuracy"] - int8["accuracy"]
             assert abs(drop) <= 0.02 + 1e-9, (name, drop)
+    # int8 files take LSTM variants: the keyboard's CIFG + projection one
+    # is written. (The layer-norm one may be refused: on this model its
+    # fused op missed the export's fidelity bound, 16.3 quanta against 16.)
+    keyboard = tasks["next character"]["rows"][0]
+    assert keyboard["role"] == "variant"
+    assert "refused" not in keyboard["int8"], keyboard["int8"]["refused"]
     # The variants learn in the quick run's few epochs.
     vowels = tasks["JapaneseVowels"]
     vowel = next(r for r in vowels["rows"] if r["role"] == "variant")
