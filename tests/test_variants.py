@@ -577,6 +577,9 @@ def test_tf_sequence_carries_the_variant(parallel_gates, rng):
 # -- bad arguments -----------------------------------------------------------
 
 
+# Argument checks are Python before any tensor: TensorFlow's run covers
+# every backend.
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="backend-independent")
 @pytest.mark.parametrize("cls", [keras_lstm.LSTMCell, keras_lstm.LSTM])
 @pytest.mark.parametrize(
     "kwargs,error,match",
