@@ -829,7 +829,8 @@ GRID_RTOL = 0.02
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("output_scale", [0.1, 2.0, 40.0])
+# A narrow and a wide output range: the grid follows calibration on both.
+@pytest.mark.parametrize("output_scale", [0.1, 40.0])
 def test_int8_output_grid_is_the_one_qat_simulated(output_scale, rng, tmp_path):
     # A regression head: the int8 output's range is what calibration
     # measures, and values beyond it clip. QAT has to fine-tune on that grid.

@@ -85,7 +85,13 @@ def _grid(names, elsewhere):
 
 
 NUMPY_GRID = _grid(sorted(VARIANTS), ["all", "cell_clip", "projection_clip"])
-PLUMBING = _grid(sorted(VARIANTS), ["all", "layer_norm_projection"])
+# Save and load, Bidirectional, stateful and dropout: Keras's plumbing
+# around the cell. "all" carries every weight and option at once; the
+# others add a variant without CIFG and one without a projection.
+PLUMBING = _grid(
+    ["all", "layer_norm_projection", "cifg_layer_norm", "peephole"],
+    ["all", "layer_norm_projection"],
+)
 GRADIENTS = _grid(
     ["all", "layer_norm_projection", "cifg_layer_norm", "cell_clip"],
     ["all", "layer_norm_projection"],
