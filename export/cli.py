@@ -123,16 +123,14 @@ def build_parser():
         dest="command", metavar="COMMAND", required=True
     )
 
-    export = commands.add_parser(
+    export = _command(
+        commands,
         "export",
         help="write a .tflite file or a SavedModel directory",
         description="Export a .keras model. TFLite files get one fused "
         "UNIDIRECTIONAL_SEQUENCE_LSTM op per LSTM and are checked on LiteRT "
         "against Keras before they are written.",
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    export.add_argument("--debug", **_DEBUG_FLAG, default=argparse.SUPPRESS)
     export.add_argument("model", metavar="MODEL", help="a .keras model file")
     export.add_argument(
         "out",
@@ -198,16 +196,14 @@ def build_parser():
     )
     export.set_defaults(run=_export)
 
-    inspect = commands.add_parser(
+    inspect = _command(
+        commands,
         "inspect",
         help="describe a .tflite file written by `export`",
         description="Print a TFLite file's operators, size, tensors and "
         "quantization, the tensor arena TFLite Micro needs, and Arm Vela's "
         "summary for an Ethos-U NPU.",
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    inspect.add_argument("--debug", **_DEBUG_FLAG, default=argparse.SUPPRESS)
     inspect.add_argument("file", metavar="FILE", help="a .tflite file")
     inspect.add_argument(
         "--no-arena",
@@ -225,6 +221,20 @@ def build_parser():
     )
     inspect.set_defaults(run=_inspect)
     return parser
+
+
+def _command(commands, name, *, help, description):
+    """A subcommand's parser: the examples epilog and `--debug` as well."""
+    command = commands.add_parser(
+        name,
+        help=help,
+        description=description,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    # Accepted after the subcommand too; SUPPRESS keeps the top-level value.
+    command.add_argument("--debug", **_DEBUG_FLAG, default=argparse.SUPPRESS)
+    return command
 
 
 def main(argv=None):

@@ -225,23 +225,23 @@ def _tensor(model, subgraph, index, types):
 
 def graph_inputs(content: bytes) -> tuple[Tensor, ...]:
     """The first subgraph's input tensors, in the subgraph's order."""
-    model = _root(content)
-    subgraph = model.Subgraphs(0)
-    types = _type_names()
-    return tuple(
-        _tensor(model, subgraph, subgraph.Inputs(i), types)
-        for i in range(subgraph.InputsLength())
-    )
+    return _graph_tensors(content, "Inputs")
 
 
 def graph_outputs(content: bytes) -> tuple[Tensor, ...]:
     """The first subgraph's output tensors, in the subgraph's order."""
+    return _graph_tensors(content, "Outputs")
+
+
+def _graph_tensors(content, which):
+    """The first subgraph's `which` ("Inputs" or "Outputs") tensors."""
     model = _root(content)
     subgraph = model.Subgraphs(0)
     types = _type_names()
+    index = getattr(subgraph, which)
+    count = getattr(subgraph, which + "Length")()
     return tuple(
-        _tensor(model, subgraph, subgraph.Outputs(i), types)
-        for i in range(subgraph.OutputsLength())
+        _tensor(model, subgraph, index(i), types) for i in range(count)
     )
 
 
