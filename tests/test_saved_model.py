@@ -186,23 +186,20 @@ def test_loads_where_keras_lstm_cannot_be_imported(tmp_path, rng):
 
 
 @pytest.mark.slow
-def test_saved_model_cli_shows_and_runs_it(tmp_path, rng):
+def test_saved_model_cli_runs_it(tmp_path, rng):
     ours, twin = _model_and_twin(return_sequences=True)
     report = to_saved_model(ours, tmp_path / "model")
     cli = str(VENV_BIN / "saved_model_cli")
 
-    show = subprocess.run(
-        [cli, "show", "--dir", str(report.path), "--all"],
-        env=_tf_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert show.returncode == 0, show.stderr[-3000:]
-    assert "signature_def['serving_default']" in show.stdout
-    assert "inputs['frames']" in show.stdout
-    assert "outputs['logits']" in show.stdout
-    assert "shape: (-1, -1, 3)" in show.stdout
+    # What `saved_model_cli show` prints, read in-process (a subprocess
+    # spends ~10 s importing TensorFlow); `run` below is the real tool.
+    signature = tf.saved_model.load(str(report.path)).signatures[
+        "serving_default"
+    ]
+    (spec,) = signature.structured_input_signature[1].values()
+    assert list(signature.structured_input_signature[1]) == ["frames"]
+    assert list(signature.structured_outputs) == ["logits"]
+    assert spec.shape.as_list() == [None, None, 3]
 
     x = rng.standard_normal((2, 5, FEATURES)).astype("float32")
     np.save(tmp_path / "x.npy", x)
