@@ -260,3 +260,12 @@ def test_plain_lstm_cell_is_not_clipped(tmp_path):
     assert report.max_abs_error <= 1e-4, report.max_abs_error
     error = float(np.abs(load_tflite(path).predict(x) - expected).max())
     assert error <= 1e-4, f"max abs error {error}"
+
+
+def test_integer_lstm_is_not_clipped(int8_content):
+    # Integer kernels read 0 as "no clip" too (quantized_cell_clip 0,
+    # rewrite.py "Clips"); int16x8 keeps the int8 file's options.
+    no_clip = ({"cell_clip": 0.0, "proj_clip": 0.0, "time_major": False},)
+    assert flatbuffer.lstm_options(int8_content) == no_clip
+    int16 = rewrite.requantize_int16x8(int8_content)
+    assert flatbuffer.lstm_options(int16) == no_clip
