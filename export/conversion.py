@@ -12,6 +12,15 @@ would run the plain LSTM. The variants are written into the float file
 (`rewrite.write_lstm_variants`), and that file is calibrated and quantized
 as the converter would (`_compat.calibrate_and_quantize`), so the ranges
 are the variant's own, its layer-norm and hidden intermediates included.
+
+That float file holds Keras's options too (`cell_clip` 0 in every op). A
+plain integer file is calibrated inside the converter, whose fused op has
+`cell_clip` 10, and the calibrator's logging kernel clips
+(`builtin_logging_ops/lstm.cc`): a cell state that passes 10 on the
+representative data is calibrated as 10, so its int16 range is ±16
+(scale 2^-11) however far it goes (read from the sources, not measured
+here). The file itself gets `cell_clip` 0
+(`rewrite.write_lstm_variants`); verification judges what that costs.
 """
 
 import tensorflow as tf

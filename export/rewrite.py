@@ -1,10 +1,12 @@
 """Rewriting TFLite flatbuffers: every change made to a converted file.
 
-`finish` is stage 4 of `to_tflite`: it applies, in order, two rewrites to
-integer files, both addressing the fused LSTM's operands through
-`keras_lstm.export.flatbuffer.LSTM`, a third to every file, and records a
-masked model's padding convention:
+`finish` is stage 4 of `to_tflite`: it applies, in order, one rewrite to
+every fused LSTM, two to integer files, all addressing the fused LSTM's
+operands through `keras_lstm.export.flatbuffer.LSTM`, another to every
+file, and records a masked model's padding convention:
 
+- `write_lstm_variants`: Keras's LSTM in every fused op: no cell clip
+  (the converter writes 10, below), and the variants' operands and clips.
 - `repair_integer_lstms`: fixes two quirks of the converter's integer LSTM
   parameters (below).
 - `requantize_int16x8`: turns the int8 file into the int16x8 one, which the
@@ -31,7 +33,8 @@ for the equations), but the converter's Keras fusion
 (`lstm_utils.cc`, `ConvertKerasLSTMLayer`) builds only four gate blocks of
 weights and biases, takes `n_output` from the recurrent kernel's rows (so
 a projection's output size is already right) and leaves operands 9-11,
-16-17 and 20-23 empty, with `cell_clip` 10 and `proj_clip` 0. The rewrite
+16-17 and 20-23 empty, with `cell_clip` 10 and `proj_clip` 0 (both set
+to 0 in every op first, "Clips" below). The rewrite
 
 - finds each variant's op by its forget-gate input weights (operand 2),
   which every variant has;
@@ -41,6 +44,36 @@ a projection's output size is already right) and leaves operands 9-11,
   empty), which the lowering filled with zeros;
 - sets `cell_clip` and `proj_clip` (0, no clipping, where Keras has
   `None`).
+
+# Clips
+
+Keras never clips the cell state, but the converter's Keras fusion gives
+every fused op `cell_clip` 10, so a plain LSTM whose `|c|` passes 10 ran
+clipped (a next-character `LSTM(88)` reached 28.7 and its float32 file
+missed Keras by 0.081). `write_lstm_variants` gives every op `cell_clip`
+and `proj_clip` 0 before writing the variants' own, and 0 means "no
+clip" in every kernel that runs these files:
+
+- LiteRT float and hybrid (`lstm_eval.cc`): `if (params->cell_clip > 0.0)`
+  around the clipping;
+- LiteRT integer (`unidirectional_sequence_lstm.cc`,
+  `PopulateQuantizedLstmParams8x8_16`): `quantized_cell_clip` is
+  `cell_clip / cell_scale` only if `cell_clip > 0`, else 0, and
+  `lstm_eval.cc` clips only `if (quantized_cell_clip > 0)`; the same for
+  `quantized_proj_clip`;
+- TFLite Micro's reference kernels (`lstm_eval.h`, `UpdateLstmCell`, float
+  and integer): `if (cell_state_info.cell_clip > 0)`; its
+  `CreateLstmCellStateInfo` makes `quantized_cell_clip` 0 from 0;
+- CMSIS-NN (`arm_nn_lstm_update_cell_state_s16`) has no clip at all, only
+  int16 saturation, so the converter's 10 was already ignored there;
+- Vela (`lstm.py`): no Clip activation on the cell update when
+  `cell_clip == 0`; none of its `constraint_lstm_*` reads the clips;
+- the calibrator's logging LSTM kernel
+  (`calibration/builtin_logging_ops/lstm.cc`, `UpdateLstmCellFloat`):
+  `if (clip > 0.0f)`. It calibrates whatever file it is given, so the
+  float file an integer file with variants is calibrated from holds
+  Keras's options; a plain integer file is calibrated inside the
+  converter, with its 10 (see `keras_lstm.export.conversion`).
 
 # Integer LSTM repair
 
@@ -181,7 +214,9 @@ def finish(
         ExportError: if an integer LSTM cannot be repaired.
     """
     int8 = None
-    if not quantization.is_integer:  # Integer files have them already.
+    if not (quantization.is_integer and variants):
+        # Integer files with variants have them, clips included, from the
+        # float file they were calibrated from (`conversion`).
         content = write_lstm_variants(content, variants)
     if quantization.is_integer:
         try:
@@ -382,30 +417,36 @@ def _variant_operands(variant):
     return operands
 
 
-def write_lstm_variants(content: bytes, variants) -> bytes:
-    """Writes each lowered LSTM variant into its fused op.
+def write_lstm_variants(content: bytes, variants=()) -> bytes:
+    """Writes Keras's LSTM into every fused op: no clip, or the variant's.
 
-    For float32 and float16 files (the converter's `"none"` and
-    `"float16"` modes); the operands are stored as the op's other
-    weights are, float32 constants or float16 ones behind a DEQUANTIZE.
+    The converter gives every fused op `cell_clip` 10 (`lstm_utils.cc`,
+    `ConvertKerasLSTMLayer`); Keras never clips. Every op gets `cell_clip`
+    and `proj_clip` 0, which every kernel reads as "no clipping" (see
+    "Clips" above), and each lowered variant's op then gets its operands
+    and its own clips. For float32, float16 and dynamic-range files, for
+    the float32 file an integer file with variants is calibrated from
+    (`keras_lstm.export.conversion`), and, without variants, for integer
+    files; the operands are stored as the op's other weights are, float32
+    constants or float16 ones behind a DEQUANTIZE.
 
     See "LSTM variants" above for what changes and the TFLite sources it
     relies on.
 
     Args:
-        content: The converted file, with float32 or float16 weights.
+        content: The converted file.
         variants: The `keras_lstm.export.lowering.LoweredVariant`s that
-            `fused_sequence(..., variants=[...])` collected.
+            `fused_sequence(..., variants=[...])` collected; float32,
+            float16 or dynamic-range weights when there are any.
 
     Returns:
-        The file's bytes; `content` itself when `variants` is empty.
+        The file's bytes; `content` itself when no op changes (no fused
+        LSTM, or every one already has Keras's options).
 
     Raises:
         ValueError: if no op has a variant's float32 forget-gate weights,
             or two variants have the same ones.
     """
-    if not variants:
-        return content
     model = flatbuffer.unpack(content)
     subgraph = model.subgraphs[0]
     lstm_ops = [
@@ -417,6 +458,14 @@ def write_lstm_variants(content: bytes, variants) -> bytes:
         )
         if name == LSTM_OP
     ]
+    changed = False
+    for op in lstm_ops:
+        options = op.builtinOptions
+        if options.cellClip != 0 or options.projClip != 0:
+            options.cellClip = options.projClip = 0.0
+            changed = True
+    if not variants:
+        return _pack(model) if changed else content
     producers = flatbuffer.object_producers(model, subgraph)
     # A function traced twice records its layers twice: one per name.
     by_name = {lowered.name: lowered for lowered in variants}

@@ -18,7 +18,13 @@ import pytest
 from seeding import seeded
 
 import keras_lstm
-from keras_lstm.export import _compat, flatbuffer, rewrite, to_tflite
+from keras_lstm.export import (
+    _compat,
+    flatbuffer,
+    load_tflite,
+    rewrite,
+    to_tflite,
+)
 from keras_lstm.export.flatbuffer import LSTM, LSTM_OP
 
 T, F = 6, 3
@@ -206,3 +212,60 @@ def test_drop_unused_buffers_empties_only_unused_ones(int8_content):
             assert list(after.buffers[index].data) == data, index
     assert len(dropped) < len(content)
     assert rewrite.drop_unused_buffers(dropped) is dropped
+
+
+def _cell_past_ten_model():
+    """A plain LSTM whose cell state climbs to 20, then falls to 5.
+
+    Input, forget and output gates saturated open (biases 30: σ = 1 in
+    float32), the candidate `tanh(30 x)` = ±1: the cell adds ±1 per step,
+    `x` = +1 for 20 steps, then −1 for 15. Keras's `c` ends at 5,
+    `h = tanh(5)`; clipped to ±10 it would end at −5, `h` off by 2. Unit 2
+    is unit 1 mirrored, for the −10 side.
+    """
+    units = 2
+    model = keras.Sequential(
+        [
+            keras.Input((35, 1)),
+            keras_lstm.LSTM(units, return_sequences=True),
+        ]
+    )
+    kernel = np.zeros((1, 4 * units), "float32")
+    kernel[0, 2 * units : 3 * units] = (30.0, -30.0)  # candidate
+    bias = np.full(4 * units, 30.0, "float32")
+    bias[2 * units : 3 * units] = 0.0
+    model.layers[0].set_weights(
+        [kernel, np.zeros((units, 4 * units), "float32"), bias]
+    )
+    x = np.concatenate([np.ones((2, 20, 1)), -np.ones((2, 15, 1))], axis=1)
+    return model, x.astype("float32")
+
+
+def test_plain_lstm_cell_is_not_clipped(tmp_path):
+    # The converter writes cell_clip 10 into every fused op (lstm_utils.cc);
+    # Keras never clips, so the file must carry 0 (no clip).
+    model, x = _cell_past_ten_model()
+    path = tmp_path / "model.tflite"
+
+    report = to_tflite(model, path, check_data=x)
+
+    assert flatbuffer.lstm_options(path.read_bytes()) == (
+        {"cell_clip": 0.0, "proj_clip": 0.0, "time_major": False},
+    )
+    expected = model.predict(x, verbose=0)
+    np.testing.assert_allclose(
+        expected[:, -1], [[np.tanh(5.0), -np.tanh(5.0)]] * 2, atol=1e-5
+    )
+    # The export's float bound: 1e-4 * max(1, |y|), and |y| <= 1.
+    assert report.max_abs_error <= 1e-4, report.max_abs_error
+    error = float(np.abs(load_tflite(path).predict(x) - expected).max())
+    assert error <= 1e-4, f"max abs error {error}"
+
+
+def test_integer_lstm_is_not_clipped(int8_content):
+    # Integer kernels read 0 as "no clip" too (quantized_cell_clip 0,
+    # rewrite.py "Clips"); int16x8 keeps the int8 file's options.
+    no_clip = ({"cell_clip": 0.0, "proj_clip": 0.0, "time_major": False},)
+    assert flatbuffer.lstm_options(int8_content) == no_clip
+    int16 = rewrite.requantize_int16x8(int8_content)
+    assert flatbuffer.lstm_options(int16) == no_clip
