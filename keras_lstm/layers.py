@@ -114,6 +114,18 @@ VARIANT_DEFAULTS = {
 }
 
 
+def is_variant(cell):
+    """Whether any of `cell`'s variant arguments differs from its default.
+
+    `cell` is an `LSTMCell`, or anything holding the same arguments as
+    attributes (the QAT twin in `keras_lstm.export.qat.layers`).
+    """
+    return any(
+        getattr(cell, name) != default
+        for name, default in VARIANT_DEFAULTS.items()
+    )
+
+
 def _check_variant(
     use_peepholes,
     coupled_input_forget,
@@ -373,15 +385,12 @@ class LSTMCell(keras.layers.Layer, _compat.DropoutRNNCell):
     @property
     def _gate_count(self):
         """G, the gate blocks in the kernels: 4, or 3 under CIFG."""
-        return 3 if self.coupled_input_forget else 4
+        return recurrence.gate_count(self)
 
     @property
     def _is_variant(self):
         """Whether any variant argument differs from the plain LSTM's."""
-        return any(
-            getattr(self, name) != default
-            for name, default in VARIANT_DEFAULTS.items()
-        )
+        return is_variant(self)
 
     def _variant(self):
         """The live variant weights as a `recurrence.LSTMVariant`, or `None`.

@@ -76,7 +76,11 @@ Attributes:
 
 
 def gate_count(variant=None):
-    """How many gate blocks the kernels hold: 4, or 3 under CIFG."""
+    """How many gate blocks the kernels hold: 4, or 3 under CIFG.
+
+    `variant` is an `LSTMVariant`, a cell (anything with a
+    `coupled_input_forget` attribute), or `None` for the plain LSTM.
+    """
     return 3 if variant is not None and variant.coupled_input_forget else 4
 
 

@@ -211,15 +211,12 @@ class TwinLSTMCell(_DropoutRNNCellMixin, _BaseRandomLayer):
     @property
     def gate_count(self):
         """G, the gate blocks in the kernels: 4, or 3 under CIFG."""
-        return 3 if self.coupled_input_forget else 4
+        return recurrence.gate_count(self)
 
     @property
     def is_variant(self):
         """Whether any variant argument differs from the plain LSTM's."""
-        return any(
-            getattr(self, name) != default
-            for name, default in keras_lstm.layers.VARIANT_DEFAULTS.items()
-        )
+        return keras_lstm.layers.is_variant(self)
 
     def build(self, input_shape):
         input_dim = input_shape[-1]
